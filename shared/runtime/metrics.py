@@ -1,0 +1,96 @@
+"""Every Prometheus metric the runtime exports, declared once.
+
+Labels are fixed and low-cardinality: service, topic, partition, reason, model_version.
+Never put user ids, SKUs or other entity ids in labels. Each service process owns one
+:class:`RuntimeMetrics` over its own registry, served on the metrics port.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+class RuntimeMetrics:
+    """The metric families of one service process."""
+
+    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+        self.service = service
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            "shopstream_events_consumed", "Input records read from Kafka", ["service", "topic"], registry=r
+        )
+        self.scored = Counter(
+            "shopstream_events_scored", "Input events scored and acknowledged", ["service", "topic"], registry=r
+        )
+        self.dead_lettered = Counter(
+            "shopstream_events_dead_lettered",
+            "Input records sent to the DLQ",
+            ["service", "topic", "reason"],
+            registry=r,
+        )
+        self.outputs = Counter(
+            "shopstream_outputs_produced", "Records produced per output topic", ["service", "topic"], registry=r
+        )
+        self.batch_size = Histogram(
+            "shopstream_batch_size", "Events per scored micro-batch", ["service"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.queue_wait = Histogram(
+            "shopstream_queue_wait_seconds",
+            "Time from poll to the start of scoring",
+            ["service"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "shopstream_inference_seconds",
+            "Scorer time per micro-batch",
+            ["service", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "shopstream_end_to_end_seconds",
+            "Event time (record timestamp) to score acknowledged by the broker",
+            ["service"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "shopstream_consumer_lag",
+            "Consumer lag per input partition (librdkafka statistics)",
+            ["service", "topic", "partition"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "shopstream_model_info",
+            "1 for the model version serving now",
+            ["service", "model", "model_version", "sha256", "provider"],
+            registry=r,
+        )
+        self.model_load_failures = Counter(
+            "shopstream_model_load_failures",
+            "Model versions refused or failed to load (checksum, spec, runtime)",
+            ["service", "reason"],
+            registry=r,
+        )
+        self.state_entries = Gauge(
+            "shopstream_state_entries", "Keys held in the state store", ["service"], registry=r
+        )
+        self.rebalances = Counter(
+            "shopstream_rebalances", "Partition assignments and revocations", ["service", "kind"], registry=r
+        )
+        self.errors = Counter(
+            "shopstream_errors", "Errors by kind (scoring, kafka, commit, produce)", ["service", "kind"], registry=r
+        )
+        self.ready = Gauge("shopstream_ready", "1 while the service reports ready", ["service"], registry=r)
+        self.paused = Gauge(
+            "shopstream_paused", "1 while consumption is paused (backpressure or failing scorer)", ["service"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "shopstream_inflight_messages", "Produced messages awaiting acknowledgement", ["service"], registry=r
+        )

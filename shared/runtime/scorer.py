@@ -1,0 +1,135 @@
+"""The contract between the runtime and a service: a small scorer with no Kafka code.
+
+Lifecycle, as the runtime drives it:
+
+1. ``load(context)`` once, before the first poll. Raising here stops the process.
+2. ``on_assign(partitions)`` after partitions are assigned and their state restored.
+3. ``score(batch)`` for each micro-batch of validated events, from one thread.
+   It returns exactly one :class:`Scored` or :class:`Rejected` per input event, in order.
+   Raising means "the model failed": the runtime pauses, backs off and retries the
+   same batch; it never dead-letters events because the scorer raised.
+4. ``between_batches()`` after every batch and on idle polls (hot swap checks go here).
+5. ``on_revoke(partitions)`` before partitions go away; their state is dropped after it.
+6. ``close()`` on shutdown. It is not guaranteed to be called after a crash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from shared.runtime.state import StateStore
+    from shared.settings import ServiceSettings
+
+EventT = TypeVar("EventT", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Generic[EventT]):
+    """A validated input record and where it came from."""
+
+    value: EventT
+    key: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    """The record's timestamp (event time when producers set it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to publish. ``topic=None`` means the service's main output topic."""
+
+    value: BaseModel
+    key: str | None = None
+    """Defaults to the input event's key."""
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The outputs derived from one input event (usually one)."""
+
+    outputs: Sequence[Output]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The event is valid JSON but cannot be scored (e.g. unknown item id): dead-letter it."""
+
+    reason: str
+    detail: str
+
+
+ScoreResult = Scored | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What produced a score; copied into lineage headers and the model info metric."""
+
+    name: str
+    version: str
+    sha256: str
+    provider: str = "none"
+
+
+@dataclass(slots=True)
+class LoadContext:
+    """What the runtime hands a scorer at load time."""
+
+    settings: ServiceSettings
+    state: StateStore | None = None
+    """The keyed state store, for scorers with ``stateful = True``."""
+    extra_topics: dict[str, str] = field(default_factory=dict)
+
+
+class Scorer(ABC, Generic[EventT]):
+    """Base class of every service's scorer."""
+
+    input_schema: ClassVar[type[BaseModel]]
+    """The pydantic model that validates input records."""
+    output_schema: ClassVar[type[BaseModel]]
+    """The pydantic model of the main output (documentation and JSON Schema)."""
+    schema_version: ClassVar[str] = "1"
+    stateful: ClassVar[bool] = False
+    """``True`` makes the runtime provide a changelog-backed :class:`StateStore`."""
+
+    @abstractmethod
+    def load(self, context: LoadContext) -> None:
+        """Load models and resources. Called once before consuming; errors stop the process."""
+
+    @abstractmethod
+    def score(self, batch: Sequence[Event[EventT]]) -> Sequence[ScoreResult]:
+        """Score a micro-batch: one result per event, in order. Raise on model failure."""
+
+    def key_of(self, event: EventT) -> str | None:
+        """The entity key of an event, used when the record has no Kafka key. ``None``: reject."""
+        return None
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The model serving right now (read per batch for lineage)."""
+        return ModelInfo(name=type(self).__name__, version="0", sha256="")
+
+    def extra_output_topics(self) -> Sequence[str]:
+        """Topics besides the main output this scorer writes (for topic creation and ACLs)."""
+        return ()
+
+    def on_assign(self, partitions: Sequence[int]) -> None:
+        """Hook: partitions of the input topic were assigned (state already restored)."""
+
+    def on_revoke(self, partitions: Sequence[int]) -> None:
+        """Hook: partitions are about to be revoked (their state is dropped afterwards)."""
+
+    def between_batches(self) -> None:
+        """Hook: called between batches and on idle polls; must be cheap. Hot swaps go here."""
+
+    def close(self) -> None:
+        """Hook: release resources on a clean shutdown (not called after a crash)."""
