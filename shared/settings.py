@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 DeliveryMode = Literal["at_least_once", "exactly_once"]
+ExecutionProvider = Literal["tensorrt", "cuda", "cpu"]
+DEFAULT_PROVIDERS: tuple[ExecutionProvider, ...] = ("tensorrt", "cuda", "cpu")
 
 
 class KafkaSettings(BaseModel):
@@ -103,6 +105,16 @@ class RuntimeSettings(BaseModel):
     """librdkafka statistics period; consumer lag metrics come from it (0 disables)."""
     dlq_message_max_chars: int = Field(500, ge=16)
     """Error messages in DLQ headers are cut to this length."""
+    transaction_timeout_ms: int = Field(15_000, ge=1000)
+    """Exactly-once: how long a crashed instance's open transaction can block readers."""
+    revoke_flush_timeout_s: float = Field(10.0, gt=0)
+    """On revoke, wait this long for acknowledgements before committing what is done."""
+    max_state_keys_per_partition: int = Field(1_000_000, ge=1)
+    """Least recently used keys beyond this are evicted (memory stays bounded)."""
+    create_topics: bool = True
+    """Create missing output, DLQ and changelog topics at start (needs the CREATE ACL)."""
+    default_partitions: int = Field(8, ge=1)
+    """Partitions for topics created when the input topic does not exist yet."""
 
 
 class MetricsSettings(BaseModel):
@@ -130,13 +142,13 @@ class ServiceSettings(BaseSettings):
     """Defaults to ``shopstream.<service_name>``."""
     changelog_topic: str | None = None
     """Defaults to ``shopstream.<service_name>.state-changelog``; used only by stateful scorers."""
+    instance_id: str | None = None
+    """Stable per-replica id (e.g. the pod name); names the transactional id in exactly-once mode."""
     models_dir: Path = Path("models")
     model_version: str | None = None
     """Pin a model version; ``None`` serves the latest and hot-swaps to newer ones."""
     model_poll_interval_s: float = Field(10.0, gt=0)
-    execution_providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
-        default_factory=lambda: ["tensorrt", "cuda", "cpu"]
-    )
+    execution_providers: list[ExecutionProvider] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS))
     """Tried in order; the first one ONNX Runtime can use wins."""
     intra_op_threads: int = Field(0, ge=0)
     """ONNX Runtime CPU threads; 0 lets ORT decide."""

@@ -1,0 +1,105 @@
+"""Turn raw Kafka records into validated :class:`Event` objects, or dead letters.
+
+Everything that can be wrong with a record is checked here, cheaply first: size before
+parsing, UTF-8 before JSON, JSON before the schema, and the key last. A bad record becomes a
+:class:`DeadLetterRecord` (data, not an exception) so the records around it keep flowing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from shared.errors import InvalidEvent
+from shared.kafka.message import MessageLike
+from shared.runtime.scorer import Event, Scorer
+from shared.schemas import headers as h
+from shared.schemas.base import decode
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A record bound for ``<topic>.dlq``, with the reason it was refused."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, str | bytes | None]]
+    reason: str
+    partition: int
+    offset: int
+
+
+class RecordDecoder:
+    """Validates records against a scorer's input schema and key rules."""
+
+    def __init__(self, scorer: Scorer[BaseModel], service: str, max_bytes: int, max_message_chars: int) -> None:
+        self._scorer = scorer
+        self._schema = scorer.input_schema
+        self._service = service
+        self._max_bytes = max_bytes
+        self._max_chars = max_message_chars
+
+    def decode(self, msg: MessageLike) -> Event[BaseModel] | DeadLetterRecord:
+        try:
+            value = self._validated_value(msg.value())
+            key = self._key(msg.key(), value)
+        except InvalidEvent as exc:
+            return self.dead_letter(msg, "InvalidEvent", exc.reason, exc.detail)
+        _, timestamp_ms = msg.timestamp()
+        return Event(
+            value=value,
+            key=key,
+            topic=msg.topic() or "",
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+            timestamp_ms=timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
+        )
+
+    def _validated_value(self, raw: bytes | None) -> BaseModel:
+        if raw is None:
+            raise InvalidEvent("missing_value", "the record has no value (tombstone)")
+        if len(raw) > self._max_bytes:
+            raise InvalidEvent("oversized", f"{len(raw)} bytes exceeds the limit of {self._max_bytes}")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidEvent("invalid_utf8", f"byte {exc.start}: {exc.reason}") from exc
+        return decode(self._schema, text)
+
+    def _key(self, raw_key: bytes | None, value: BaseModel) -> str:
+        entity_key = self._scorer.key_of(value)
+        if raw_key is None:
+            if entity_key is None:
+                raise InvalidEvent("missing_key", "the record has no key and the event names no entity")
+            raise InvalidEvent("missing_key", f"the record has no key; expected {entity_key!r}")
+        try:
+            key = raw_key.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidEvent("invalid_key", f"the key is not UTF-8 (byte {exc.start})") from exc
+        if entity_key is not None and key != entity_key:
+            # A mismatched key means the record sits in the wrong partition, so its state would
+            # be kept by the wrong owner: refuse it rather than score it silently.
+            raise InvalidEvent("key_mismatch", f"record key {key!r} differs from the event's {entity_key!r}")
+        return key
+
+    def dead_letter(self, msg: MessageLike, error_class: str, reason: str, detail: str) -> DeadLetterRecord:
+        headers: list[tuple[str, str | bytes | None]] = [
+            (h.ERROR_CLASS, error_class.encode()),
+            (h.ERROR_REASON, reason.encode()),
+            (h.ERROR_MESSAGE, detail[: self._max_chars].encode("utf-8", errors="replace")),
+            (h.SOURCE_TOPIC, (msg.topic() or "").encode()),
+            (h.SOURCE_PARTITION, str(msg.partition()).encode()),
+            (h.SOURCE_OFFSET, str(msg.offset()).encode()),
+            (h.SERVICE, self._service.encode()),
+            (h.FAILED_AT, str(int(time.time() * 1000)).encode()),
+        ]
+        return DeadLetterRecord(
+            key=msg.key(),
+            value=msg.value(),
+            headers=headers,
+            reason=reason,
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+        )

@@ -1,0 +1,169 @@
+"""How a scored batch reaches Kafka: at-least-once (async acks + watermarks) or exactly-once.
+
+Both strategies take the records of one batch as a unit. At-least-once produces them
+asynchronously and commits each partition's watermark only once every record derived from its
+offsets is acknowledged. Exactly-once wraps the records and the input offsets in one Kafka
+transaction. Either way, a failed unit makes its partitions *rewind*: the loop seeks back to the
+last safe offset and scores them again, so nothing that was read is lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from shared.runtime.offsets import DeliveryUnit, WatermarkTracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, str | bytes | None]]
+    partition: int | None = None
+    """Explicit partition (changelogs); ``None`` lets the partitioner choose by key."""
+
+
+UnitDone = Callable[[DeliveryUnit], None]
+
+
+class Delivery:
+    """Common produce path; subclasses decide when input offsets are committed."""
+
+    def __init__(self, producer: Producer, input_topic: str, on_unit_done: UnitDone) -> None:
+        self.producer = producer
+        self.input_topic = input_topic
+        self.tracker = WatermarkTracker()
+        self._on_unit_done = on_unit_done
+        self.rewind: dict[int, int] = {}
+        """partition → offset to seek back to after a failed unit."""
+
+    def _produce(self, record: OutRecord, callback: Callable[[KafkaError | None, object], None]) -> None:
+        # librdkafka's partitioner picks by key when the partition is -1 (RD_KAFKA_PARTITION_UA)
+        partition = record.partition if record.partition is not None else -1
+        while True:
+            try:
+                self.producer.produce(
+                    record.topic, record.value, record.key, partition, on_delivery=callback, headers=record.headers
+                )
+                return
+            except BufferError:  # the local queue is full: serve acks until there is room
+                self.producer.poll(0.05)
+
+    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
+        raise NotImplementedError
+
+    def maybe_commit(self, consumer: Consumer, force: bool = False, partitions: set[int] | None = None) -> None:
+        """Commit what is safe (at-least-once); exactly-once commits inside transactions."""
+
+    def inflight(self) -> int:
+        return len(self.producer)
+
+
+class AtLeastOnce(Delivery):
+    def __init__(self, producer: Producer, input_topic: str, on_unit_done: UnitDone, interval_ms: int) -> None:
+        super().__init__(producer, input_topic, on_unit_done)
+        self._interval_s = interval_ms / 1000
+        self._last_commit = 0.0
+
+    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
+        self.tracker.add_pending(unit, len(records) + 1)  # +1 guards against settling mid-loop
+        callback = functools.partial(self._delivered, unit.unit_id)
+        for record in records:
+            self._produce(record, callback)
+        self._delivered(unit.unit_id, None, None)
+
+    def _delivered(self, unit_id: int, err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            logger.warning("delivery failed for unit %d: %s", unit_id, err)
+        unit = self.tracker.acknowledge(unit_id, ok=err is None)
+        if unit is None:
+            return
+        if unit.failed:
+            for partition, first in unit.first_offsets.items():
+                self.rewind[partition] = min(self.rewind.get(partition, first), first)
+            self.tracker.forget_partitions(set(unit.first_offsets))
+        else:
+            self.tracker.finish(unit)
+        self._on_unit_done(unit)
+
+    def maybe_commit(self, consumer: Consumer, force: bool = False, partitions: set[int] | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_commit < self._interval_s:
+            return
+        self._last_commit = now
+        marks = self.tracker.uncommitted()
+        if partitions is not None:
+            marks = {p: o for p, o in marks.items() if p in partitions}
+        if not marks:
+            return
+        offsets = [TopicPartition(self.input_topic, p, o) for p, o in marks.items()]
+        try:
+            if force:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
+            self.tracker.mark_committed(marks)
+        except KafkaException as exc:
+            logger.warning("offset commit failed (will retry): %s", exc)
+
+
+class ExactlyOnce(Delivery):
+    """One transaction per batch: records, then ``send_offsets_to_transaction``, then commit."""
+
+    def __init__(self, producer: Producer, input_topic: str, on_unit_done: UnitDone, timeout_s: float) -> None:
+        super().__init__(producer, input_topic, on_unit_done)
+        self._timeout_s = timeout_s
+        self.aborted: set[int] = set()
+        """Partitions whose state must be restored again after an aborted transaction."""
+
+    def start(self) -> None:
+        self.producer.init_transactions(self._timeout_s)
+
+    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
+        self.producer.begin_transaction()
+        try:
+            for record in records:
+                self._produce(record, _ignore_ack)
+            offsets = [TopicPartition(self.input_topic, p, o + 1) for p, o in unit.last_offsets.items()]
+            self.producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), self._timeout_s)
+            self._commit_with_retry()
+        except KafkaException as exc:
+            self._abort(unit, exc)
+            return
+        self.tracker.finish(unit)
+        self._on_unit_done(unit)
+
+    def _commit_with_retry(self) -> None:
+        while True:
+            try:
+                self.producer.commit_transaction(self._timeout_s)
+                return
+            except KafkaException as exc:
+                if not exc.args[0].retriable():
+                    raise
+                logger.warning("commit_transaction retriable error, retrying: %s", exc)
+
+    def _abort(self, unit: DeliveryUnit, exc: KafkaException) -> None:
+        error = exc.args[0]
+        if error.fatal() or not error.txn_requires_abort():
+            raise exc  # fenced or fatal: only a restart with a fresh producer can go on
+        logger.warning("transaction aborted, rewinding partitions %s: %s", sorted(unit.first_offsets), error)
+        self.producer.abort_transaction(self._timeout_s)
+        self.tracker.forget_partitions(set(unit.first_offsets))
+        for partition, first in unit.first_offsets.items():
+            self.rewind[partition] = min(self.rewind.get(partition, first), first)
+        self.aborted.update(unit.first_offsets)
+
+
+def _ignore_ack(err: KafkaError | None, _msg: object) -> None:
+    if err is not None:  # the transaction's commit reports the failure; log for context
+        logger.warning("transactional produce failed: %s", err)

@@ -1,0 +1,85 @@
+"""Turn a scored batch into the records to publish: scores with lineage, dead letters, state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from shared.errors import ScoringError
+from shared.kafka.message import MessageLike
+from shared.runtime.codec import DeadLetterRecord, RecordDecoder
+from shared.runtime.delivery import OutRecord
+from shared.runtime.scorer import Event, ModelInfo, Rejected, ScoreResult
+from shared.runtime.state import StateChange
+from shared.schemas import headers as h
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A validated event waiting in the micro-batch, with its raw record for dead-lettering."""
+
+    event: Event[BaseModel]
+    message: MessageLike
+    arrived_at: float
+    """``time.monotonic()`` when the record was polled (queue-wait metric)."""
+
+
+def lineage_headers(
+    model: ModelInfo, schema_version: str, event: Event[BaseModel]
+) -> list[tuple[str, str | bytes | None]]:
+    return [
+        (h.MODEL_NAME, model.name.encode()),
+        (h.MODEL_VERSION, model.version.encode()),
+        (h.MODEL_SHA256, model.sha256.encode()),
+        (h.SCHEMA_VERSION, schema_version.encode()),
+        (h.SOURCE_TOPIC, event.topic.encode()),
+        (h.SOURCE_PARTITION, str(event.partition).encode()),
+        (h.SOURCE_OFFSET, str(event.offset).encode()),
+        (h.EVENT_TIME_MS, str(event.timestamp_ms).encode()),
+    ]
+
+
+class RecordBuilder:
+    def __init__(self, decoder: RecordDecoder, output_topic: str, dlq_topic: str, changelog_topic: str) -> None:
+        self._decoder = decoder
+        self._output_topic = output_topic
+        self._dlq_topic = dlq_topic
+        self._changelog_topic = changelog_topic
+
+    def scored(
+        self,
+        batch: Sequence[Pending],
+        results: Sequence[ScoreResult],
+        model: ModelInfo,
+        schema_version: str,
+    ) -> tuple[list[OutRecord], list[DeadLetterRecord]]:
+        if len(results) != len(batch):
+            raise ScoringError(f"scorer returned {len(results)} results for {len(batch)} events")
+        records: list[OutRecord] = []
+        rejected: list[DeadLetterRecord] = []
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, Rejected):
+                rejected.append(self._decoder.dead_letter(pending.message, "Rejected", result.reason, result.detail))
+                continue
+            event = pending.event
+            headers = lineage_headers(model, schema_version, event)
+            for output in result.outputs:
+                records.append(
+                    OutRecord(
+                        topic=output.topic or self._output_topic,
+                        key=(output.key or event.key).encode(),
+                        value=output.value.model_dump_json().encode(),
+                        headers=headers,
+                    )
+                )
+        return records, rejected
+
+    def dead_letters(self, letters: Sequence[DeadLetterRecord]) -> list[OutRecord]:
+        return [OutRecord(self._dlq_topic, dl.key, dl.value, dl.headers) for dl in letters]
+
+    def changelog(self, changes: Sequence[StateChange]) -> list[OutRecord]:
+        return [
+            OutRecord(self._changelog_topic, c.key.encode(), c.value, [], partition=c.partition) for c in changes
+        ]

@@ -1,0 +1,106 @@
+"""Keyed state kept in memory per input partition and backed by a compacted changelog topic.
+
+The runtime owns the Kafka side: after each scored batch it takes the changed keys
+(:meth:`StateStore.drain_changes`) and produces them to the changelog partition with the same
+number as the input partition, in the same delivery unit as the scores (inside the transaction
+in exactly-once mode). On assignment it restores a partition by replaying its changelog
+partition (:meth:`StateStore.apply_changelog`). A deleted key is written as a tombstone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One key's new value (``None`` = deleted) for the changelog."""
+
+    partition: int
+    key: str
+    value: bytes | None
+
+
+class StateStore:
+    """Per-partition key → JSON dict maps, bounded by ``max_keys_per_partition`` (LRU eviction).
+
+    Eviction forgets the least recently used key in memory and in the changelog (tombstone),
+    so a burst of new keys cannot grow memory without bound.
+    """
+
+    def __init__(self, max_keys_per_partition: int = 1_000_000) -> None:
+        self._max_keys = max_keys_per_partition
+        self._partitions: dict[int, OrderedDict[str, JsonDict]] = {}
+        self._dirty: dict[tuple[int, str], bool] = {}
+        self.evictions = 0
+
+    def get(self, partition: int, key: str) -> JsonDict | None:
+        """The key's state, or ``None``. Marks the key recently used."""
+        entries = self._partitions.get(partition)
+        if entries is None or key not in entries:
+            return None
+        entries.move_to_end(key)
+        return entries[key]
+
+    def put(self, partition: int, key: str, value: JsonDict) -> None:
+        """Set the key's state; it reaches the changelog with the current batch."""
+        entries = self._partitions.setdefault(partition, OrderedDict())
+        entries[key] = value
+        entries.move_to_end(key)
+        self._dirty[(partition, key)] = True
+        while len(entries) > self._max_keys:
+            evicted, _ = entries.popitem(last=False)
+            self._dirty[(partition, evicted)] = False
+            self.evictions += 1
+
+    def delete(self, partition: int, key: str) -> None:
+        entries = self._partitions.get(partition)
+        if entries is not None and entries.pop(key, None) is not None:
+            self._dirty[(partition, key)] = False
+
+    def drain_changes(self) -> list[StateChange]:
+        """Changed keys since the last drain, as changelog records (tombstones for deletions)."""
+        changes = []
+        for (partition, key), present in self._dirty.items():
+            entries = self._partitions.get(partition)
+            value = entries.get(key) if present and entries is not None else None
+            encoded = json.dumps(value, separators=(",", ":")).encode() if value is not None else None
+            changes.append(StateChange(partition, key, encoded))
+        self._dirty.clear()
+        return changes
+
+    def apply_changelog(self, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+        """Replay changelog ``(key, value)`` records into a partition; returns keys restored."""
+        entries = self._partitions.setdefault(partition, OrderedDict())
+        for raw_key, raw_value in records:
+            if raw_key is None:
+                continue
+            key = raw_key.decode()
+            if raw_value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = json.loads(raw_value)
+                entries.move_to_end(key)
+        while len(entries) > self._max_keys:
+            entries.popitem(last=False)
+        return len(entries)
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget revoked partitions (their changelog keeps them for the next owner)."""
+        for partition in partitions:
+            self._partitions.pop(partition, None)
+            for dirty_key in [k for k in self._dirty if k[0] == partition]:
+                del self._dirty[dirty_key]
+
+    def snapshot(self, partition: int) -> dict[str, JsonDict]:
+        """A copy of one partition's state (tests and debugging)."""
+        return dict(self._partitions.get(partition, {}))
+
+    def __len__(self) -> int:
+        return sum(len(entries) for entries in self._partitions.values())
