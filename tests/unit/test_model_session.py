@@ -16,7 +16,9 @@ from shared.models.testing import LINEAR_INPUTS, LINEAR_OUTPUTS, linear_onnx
 HAS_GPU = Path("/dev/nvidia0").exists()
 
 
-def test_provider_falls_back_to_cpu_with_one_clear_line(caplog: pytest.LogCaptureFixture, capfd) -> None:
+def test_provider_falls_back_to_cpu_with_one_clear_line(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     providers_module._probe.cache_clear()  # probe for real, inside this test's capture
     with caplog.at_level(logging.DEBUG):
         model = OnnxModel(linear_onnx(), name="fraud", version="v0007")

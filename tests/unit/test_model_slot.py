@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from shared.models import ModelRepository, ModelSlot
 from shared.models.testing import LINEAR_INPUTS, LINEAR_OUTPUTS, publish_linear
 from shared.runtime.metrics import RuntimeMetrics
 
+Setup = tuple[ModelRepository, "Clock", RuntimeMetrics]
 X = {"features": np.ones((3, 4), dtype=np.float32)}
 
 
@@ -37,7 +39,7 @@ def failures(metrics: RuntimeMetrics, reason: str) -> float:
     return value or 0.0
 
 
-def make_slot(repo: ModelRepository, clock: Clock, metrics: RuntimeMetrics, **kwargs) -> ModelSlot:
+def make_slot(repo: ModelRepository, clock: Clock, metrics: RuntimeMetrics, **kwargs: Any) -> ModelSlot:
     kwargs.setdefault("background", False)
     return ModelSlot(
         repo, "linear", providers=["cpu"], expected_inputs=LINEAR_INPUTS, expected_outputs=LINEAR_OUTPUTS,
@@ -46,11 +48,11 @@ def make_slot(repo: ModelRepository, clock: Clock, metrics: RuntimeMetrics, **kw
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[ModelRepository, Clock, RuntimeMetrics]:
+def setup(tmp_path: Path) -> Setup:
     return ModelRepository(tmp_path), Clock(), RuntimeMetrics("svc")
 
 
-def test_swap_to_newer_version_then_refuse_a_corrupt_one(setup) -> None:
+def test_swap_to_newer_version_then_refuse_a_corrupt_one(setup: Setup) -> None:
     repo, clock, metrics = setup
     publish_linear(repo, seed=1)
     slot = make_slot(repo, clock, metrics)
@@ -88,7 +90,7 @@ def test_swap_to_newer_version_then_refuse_a_corrupt_one(setup) -> None:
                                   "provider": "CPUExecutionProvider"}) is None
 
 
-def test_background_swap_prepares_beside_the_serving_model(setup) -> None:
+def test_background_swap_prepares_beside_the_serving_model(setup: Setup) -> None:
     repo, clock, metrics = setup
     publish_linear(repo, seed=1)
     slot = make_slot(repo, clock, metrics, background=True)
@@ -102,7 +104,7 @@ def test_background_swap_prepares_beside_the_serving_model(setup) -> None:
     slot.close()
 
 
-def test_spec_mismatch_is_refused_with_reason(setup) -> None:
+def test_spec_mismatch_is_refused_with_reason(setup: Setup) -> None:
     repo, clock, metrics = setup
     publish_linear(repo, seed=1)
     slot = make_slot(repo, clock, metrics)
@@ -114,7 +116,7 @@ def test_spec_mismatch_is_refused_with_reason(setup) -> None:
     assert slot.refused == {"v0002": "spec"} and failures(metrics, "spec") == 1.0
 
 
-def test_start_skips_a_broken_latest_and_serves_the_newest_good_one(setup) -> None:
+def test_start_skips_a_broken_latest_and_serves_the_newest_good_one(setup: Setup) -> None:
     repo, clock, metrics = setup
     publish_linear(repo, seed=1)
     publish_linear(repo, seed=2)
@@ -125,7 +127,7 @@ def test_start_skips_a_broken_latest_and_serves_the_newest_good_one(setup) -> No
     assert seen == [("v0002", "checksum")]
 
 
-def test_pinned_version_must_load_and_is_not_swapped_away(setup) -> None:
+def test_pinned_version_must_load_and_is_not_swapped_away(setup: Setup) -> None:
     repo, clock, metrics = setup
     publish_linear(repo, seed=1)
     publish_linear(repo, seed=2)
@@ -145,7 +147,7 @@ def test_pinned_version_must_load_and_is_not_swapped_away(setup) -> None:
     assert slot.model_info.version == "v0001"
 
 
-def test_nothing_to_load_is_a_clear_error(setup) -> None:
+def test_nothing_to_load_is_a_clear_error(setup: Setup) -> None:
     repo, clock, metrics = setup
     slot = make_slot(repo, clock, metrics)
     with pytest.raises(ModelError, match="no usable version of model linear"):
