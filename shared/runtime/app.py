@@ -122,14 +122,18 @@ class ServiceApp:
     def _connect(self) -> tuple[Consumer, Delivery]:
         s, rt = self.settings, self.settings.runtime
         client_id = f"{s.service_name}-{socket.gethostname()}"
+        consumer_overrides: dict[str, Any] = {
+            "session.timeout.ms": rt.session_timeout_ms,
+            "statistics.interval.ms": rt.statistics_interval_ms,
+        }
+        if s.instance_id:
+            # static membership: a restarted replica takes its partitions straight back
+            consumer_overrides["group.instance.id"] = s.instance_id
         consumer = make_consumer(
             s.kafka,
             client_id,
             s.resolved_group_id,
-            overrides={
-                "session.timeout.ms": rt.session_timeout_ms,
-                "statistics.interval.ms": rt.statistics_interval_ms,
-            },
+            overrides=consumer_overrides,
             on_error=self._on_kafka_error,
             on_stats=self._on_stats,
         )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
 
+from shared.errors import ScoringError
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Rejected, Scored, Scorer, ScoreResult
+from shared.settings import ServiceSettings
 
 
 class EchoEvent(BaseModel):
@@ -28,14 +33,34 @@ class EchoScore(BaseModel):
     """How many events this key has seen (only when the scorer keeps state)."""
 
 
+class EchoSettings(ServiceSettings):
+    """Settings of the echo service (tests and benchmarks): ``SHOPSTREAM_ECHO_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_ECHO_", env_nested_delimiter="__", extra="ignore")
+
+    service_name: str = "echo"
+    input_topic: str = "echo.events"
+    output_topic: str = "echo.scores"
+    stateful: bool = False
+    """Count events per key in the state store (exercises changelog restore)."""
+    fail_while_file_exists: Path | None = None
+    """Scoring raises while this file exists: a controllable model outage for tests."""
+    delay_ms: float = Field(0.0, ge=0)
+    """Extra time per batch, to imitate a model."""
+
+
 class EchoScorer(Scorer[EchoEvent]):
     """Scores an event as crc32(id) mod 1000 / 1000; ids starting with ``reject`` are rejected."""
 
     input_schema: ClassVar[type[BaseModel]] = EchoEvent
     output_schema: ClassVar[type[BaseModel]] = EchoScore
 
-    def __init__(self, stateful: bool = False) -> None:
+    def __init__(
+        self, stateful: bool = False, fail_while_file_exists: Path | None = None, delay_ms: float = 0.0
+    ) -> None:
         self.stateful = stateful  # type: ignore[misc]  # instance override of the class default
+        self._fail_flag = fail_while_file_exists
+        self._delay_s = delay_ms / 1000
         self._context: LoadContext | None = None
 
     def load(self, context: LoadContext) -> None:
@@ -49,6 +74,10 @@ class EchoScorer(Scorer[EchoEvent]):
         return event.id
 
     def score(self, batch: Sequence[Event[EchoEvent]]) -> Sequence[ScoreResult]:
+        if self._fail_flag is not None and self._fail_flag.exists():
+            raise ScoringError(f"model outage simulated by {self._fail_flag}")
+        if self._delay_s:
+            time.sleep(self._delay_s)
         return [self._one(event) for event in batch]
 
     def _one(self, event: Event[EchoEvent]) -> ScoreResult:
@@ -66,3 +95,11 @@ class EchoScorer(Scorer[EchoEvent]):
         count = int(previous["count"]) + 1
         store.put(event.partition, event.key, {"count": count})
         return count
+
+
+SETTINGS_CLASS = EchoSettings
+
+
+def create_scorer(settings: ServiceSettings) -> EchoScorer:
+    assert isinstance(settings, EchoSettings)
+    return EchoScorer(settings.stateful, settings.fail_while_file_exists, settings.delay_ms)
