@@ -18,7 +18,8 @@ CURRENCIES = frozenset(
     }
 )  # fmt: skip
 """ISO 4217 codes the shop accepts; anything else is an invalid event."""
-MAX_AMOUNT = 1_000_000.0
+MAX_AMOUNT = 100_000_000.0
+"""Generous because amounts are in the currency's units (JPY, INR...)."""
 MAX_REASONS = 10
 
 Channel = Literal["web", "app", "pos"]
