@@ -1,0 +1,16 @@
+# The two commands of the README. Both set everything up first (idempotent, cached).
+.PHONY: demo test lint
+
+DEMO_ARGS ?=
+
+demo:
+	@venv=$$(scripts/setup.sh runtime) && "$$venv/bin/shopstream" demo $(DEMO_ARGS)
+
+test:
+	@venv=$$(scripts/setup.sh all) && \
+	  echo "== ruff" && "$$venv/bin/ruff" check . && \
+	  echo "== mypy" && "$$venv/bin/mypy" && \
+	  echo "== pytest" && "$$venv/bin/python" -m pytest -q
+
+lint:
+	@venv=$$(scripts/setup.sh all) && "$$venv/bin/ruff" check . && "$$venv/bin/mypy"

@@ -1,0 +1,65 @@
+"""``shopstream produce <scenario>``: drive the simulated shop into Kafka at a chosen rate."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import Any
+
+from shared.cli.common import add_bootstrap, fraction, kafka_from_args, positive_float, require
+from shared.cli.loadgen import SIM_SCENARIOS, LoadGenerator, sim_records
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "produce",
+        help="produce simulated shop events (clickstream, ads, pricing, payments or all)",
+        description="Produce events from the simulated shop. Stops after --count events or "
+        "--duration seconds (or on Ctrl-C).",
+    )
+    parser.add_argument("scenario", choices=[*SIM_SCENARIOS, "all"])
+    parser.add_argument("--rate", type=positive_float, default=100.0, help="events/s; 0 = unthrottled")
+    parser.add_argument("--count", type=int, help="stop after this many events")
+    parser.add_argument("--duration", type=positive_float, help="stop after this many seconds")
+    parser.add_argument("--bursty", action="store_true", help="alternate 5 s at 2x and 5 s at 0.2x the rate")
+    parser.add_argument("--bad-fraction", type=fraction, default=0.0, help="share of malformed events (DLQ demo)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_bootstrap(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    require(args.count is not None or args.duration is not None or args.rate > 0,
+            "an unthrottled producer needs --count or --duration")
+    generator = LoadGenerator(
+        kafka_from_args(args), sim_records(args.scenario, args.seed), rate=args.rate, count=args.count,
+        duration_s=args.duration, bad_fraction=args.bad_fraction, bursty=args.bursty, seed=args.seed,
+    )
+    worker = threading.Thread(target=generator.run, daemon=True)
+    worker.start()
+    try:
+        _show_progress(generator, worker, args.quiet, args.count)
+    except KeyboardInterrupt:
+        generator.stop()
+        worker.join(30)
+    print(f"produced {generator.sent} events ({generator.failed} failed)")
+    return 0 if generator.failed == 0 else 1
+
+
+def _show_progress(generator: LoadGenerator, worker: threading.Thread, quiet: bool, total: int | None) -> None:
+    if quiet:
+        worker.join()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[rate]:.0f} ev/s")]
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("produce", total=total, rate=0.0)
+        started = time.monotonic()
+        while worker.is_alive():
+            worker.join(0.25)
+            elapsed = max(time.monotonic() - started, 1e-6)
+            progress.update(task, completed=generator.sent, rate=generator.sent / elapsed)

@@ -1,0 +1,87 @@
+"""Read a service's /metrics page into the few numbers people look at."""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@dataclass
+class ServiceSnapshot:
+    consumed: float = 0.0
+    scored: float = 0.0
+    dead_lettered: float = 0.0
+    lag: float = 0.0
+    batches: float = 0.0
+    batch_events: float = 0.0
+    ready: bool = False
+    model_version: str = "-"
+    provider: str = "-"
+    e2e_buckets: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def mean_batch(self) -> float:
+        return self.batch_events / self.batches if self.batches else 0.0
+
+    def e2e_quantile(self, q: float) -> float:
+        return histogram_quantile(q, self.e2e_buckets)
+
+
+def histogram_quantile(q: float, buckets: dict[float, float]) -> float:
+    """Prometheus-style linear interpolation inside the bucket holding the quantile."""
+    if not buckets:
+        return math.nan
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if total == 0:
+        return math.nan
+    rank, prev_bound, prev_count = q * total, 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return prev_bound
+            span = count - prev_count
+            return prev_bound + (bound - prev_bound) * ((rank - prev_count) / span if span else 0)
+        prev_bound, prev_count = bound, count
+    return prev_bound
+
+
+def parse(text: str) -> ServiceSnapshot:
+    snap = ServiceSnapshot()
+    buckets: dict[float, float] = defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if name == "shopstream_events_consumed_total":
+                snap.consumed += value
+            elif name == "shopstream_events_scored_total":
+                snap.scored += value
+            elif name == "shopstream_events_dead_lettered_total":
+                snap.dead_lettered += value
+            elif name == "shopstream_consumer_lag":
+                snap.lag += value
+            elif name == "shopstream_batch_size_count":
+                snap.batches += value
+            elif name == "shopstream_batch_size_sum":
+                snap.batch_events += value
+            elif name == "shopstream_ready":
+                snap.ready = value == 1
+            elif name == "shopstream_model_info" and value == 1:
+                snap.model_version, snap.provider = labels["model_version"], labels["provider"]
+            elif name == "shopstream_end_to_end_seconds_bucket":
+                buckets[float(labels["le"])] += value
+    snap.e2e_buckets = dict(buckets)
+    return snap
+
+
+def scrape(port: int, timeout: float = 1.0) -> ServiceSnapshot | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as resp:
+            return parse(resp.read().decode())
+    except OSError:
+        return None
