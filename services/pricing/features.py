@@ -1,0 +1,108 @@
+"""Demand-model features: the ONE implementation used by training (export/pricing) and serving.
+
+The demand model sees a context vector per request and, per candidate price, the log ratio
+of that price to the reference price. Everything is relative (ratios, logs) so that one model
+can be trained on weekly grocery data in dollars and fine-tuned on a simulated shop in any
+currency.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+CATEGORY_BUCKETS = 48
+"""Categories are one-hot encoded into this many stable (crc32) buckets."""
+MAX_LOG_RATIO = 1.5
+"""Price ratios are clipped to exp(±1.5) ≈ [0.22, 4.5] so outliers cannot blow up the MLP."""
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log1p_recent_units",
+    "log_recent_price_ratio",
+    "log_ref_price",
+    "has_competitor",
+    "log_competitor_ratio",
+    "feature",
+    "display",
+    "tpr",
+    "week_sin",
+    "week_cos",
+    *(f"category_{i}" for i in range(CATEGORY_BUCKETS)),
+)
+N_FEATURES = len(FEATURE_NAMES)
+
+Float32Array = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class DemandContext:
+    """Everything the demand model knows about one SKU at decision time (besides the price)."""
+
+    ref_price: float
+    """Regular (non-promotional) price; candidate prices are expressed relative to it."""
+    recent_units: float
+    """Mean units per period over the recent window."""
+    recent_price: float
+    """Mean price over the same window (the price at which ``recent_units`` were sold)."""
+    competitor_price: float | None = None
+    feature: bool = False
+    display: bool = False
+    tpr: bool = False
+    week_of_year: int = 1
+    category: str = ""
+
+
+def category_bucket(category: str) -> int:
+    """A stable bucket (crc32, never Python's salted ``hash()``)."""
+    return zlib.crc32(category.encode("utf-8")) % CATEGORY_BUCKETS
+
+
+def _log_ratio(numerator: float, denominator: float) -> float:
+    ratio = math.log(max(numerator, 1e-6) / max(denominator, 1e-6))
+    return max(-MAX_LOG_RATIO, min(MAX_LOG_RATIO, ratio))
+
+
+def context_row(ctx: DemandContext) -> list[float]:
+    """The feature vector of one context, in :data:`FEATURE_NAMES` order."""
+    angle = 2.0 * math.pi * (ctx.week_of_year % 52) / 52.0
+    one_hot = [0.0] * CATEGORY_BUCKETS
+    one_hot[category_bucket(ctx.category)] = 1.0
+    has_comp = ctx.competitor_price is not None and ctx.competitor_price > 0
+    return [
+        math.log1p(max(ctx.recent_units, 0.0)),
+        _log_ratio(ctx.recent_price, ctx.ref_price),
+        math.log(max(ctx.ref_price, 1e-3)),
+        1.0 if has_comp else 0.0,
+        _log_ratio(ctx.competitor_price or 1.0, ctx.ref_price) if has_comp else 0.0,
+        float(ctx.feature),
+        float(ctx.display),
+        float(ctx.tpr),
+        math.sin(angle),
+        math.cos(angle),
+        *one_hot,
+    ]
+
+
+def context_matrix(contexts: Sequence[DemandContext]) -> Float32Array:
+    """Stack contexts into the model's ``context`` input, shape ``[N, N_FEATURES]``."""
+    if not contexts:
+        return np.zeros((0, N_FEATURES), dtype=np.float32)
+    return np.asarray([context_row(c) for c in contexts], dtype=np.float32)
+
+
+def log_price_ratio(prices: npt.ArrayLike, ref_prices: npt.ArrayLike) -> Float32Array:
+    """The model's ``log_price_ratio`` input: ``log(price / ref_price)`` row-wise, clipped.
+
+    ``prices`` is ``[N, K]`` (a grid per row) and ``ref_prices`` is ``[N]``.
+    """
+    p = np.maximum(np.asarray(prices, dtype=np.float64), 1e-6)
+    ref = np.maximum(np.asarray(ref_prices, dtype=np.float64), 1e-6)[:, None]
+    return np.clip(np.log(p / ref), -MAX_LOG_RATIO, MAX_LOG_RATIO).astype(np.float32)

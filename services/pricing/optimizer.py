@@ -1,0 +1,104 @@
+"""Batched price optimisation: one demand-model call scores every candidate of a micro-batch.
+
+Each request gets ``K`` candidate prices inside its guardrail interval (snapped to the price
+ending when one fits) plus its current price as column ``K``. The whole ``[N, K + 1]`` grid
+goes through the demand model in ONE call; the best candidate by expected profit (or
+revenue) wins. Candidates never leave the interval, so the choice respects the guardrails
+by construction; :func:`services.pricing.guardrails.violations` double-checks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from services.pricing.features import DemandContext, context_matrix, log_price_ratio
+from services.pricing.guardrails import PriceInputs, PriceLimits
+
+logger = logging.getLogger(__name__)
+
+Objective = Literal["profit", "revenue"]
+FloatArray = npt.NDArray[np.float64]
+
+
+class DemandModel(Protocol):
+    """``(context [N, C], log_price_ratio [N, K]) -> (units [N, K], elasticity [N, K])``."""
+
+    def predict(self, context: npt.NDArray[np.float32], log_ratio: npt.NDArray[np.float32]) -> tuple[
+        npt.NDArray[np.float32], npt.NDArray[np.float32]
+    ]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PricingProblem:
+    """One request, ready to optimise."""
+
+    context: DemandContext
+    inputs: PriceInputs
+    limits: PriceLimits
+    ending: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    price: float
+    units: float
+    elasticity: float
+    current_units: float
+    current_elasticity: float
+    bound_by: tuple[str, ...]
+    ending_applied: bool
+
+
+def candidate_grid(limits: PriceLimits, k: int, ending: float | None) -> tuple[FloatArray, bool]:
+    """``k`` prices in ``[lo, hi]``, ascending; snapped to ``n + ending`` when any fits."""
+    lo, hi = limits.lo, limits.hi
+    if ending is not None:
+        first, last = math.ceil(lo - ending - 1e-9), math.floor(hi - ending + 1e-9)
+        if last >= first and first >= 0:
+            idx = np.unique(np.round(np.linspace(first, last, min(k, last - first + 1))))
+            snapped = np.clip(idx + ending, lo, hi)
+            return np.pad(snapped, (0, k - len(snapped)), mode="edge"), True
+    return np.linspace(lo, hi, k), False
+
+
+def _bound_by(p: PricingProblem, grid: FloatArray, best: int) -> tuple[str, ...]:
+    """The limits that stopped the optimiser: it chose the lowest or highest candidate."""
+    names = set(p.limits.relaxed)
+    pinned = p.limits.hi - p.limits.lo <= 1e-9 * max(1.0, p.limits.hi)
+    if pinned or grid[best] <= grid[0]:
+        names.update(p.limits.lo_by)
+    if pinned or grid[best] >= grid[-1]:
+        names.update(p.limits.hi_by)
+    return tuple(sorted(names))
+
+
+def optimise(
+    problems: Sequence[PricingProblem], model: DemandModel, k: int, objective: Objective
+) -> list[Choice]:
+    """Choose a price for every problem with a single ``model.predict`` call."""
+    if not problems:
+        return []
+    grids, endings = zip(*(candidate_grid(p.limits, k, p.ending) for p in problems), strict=True)
+    current = np.array([p.inputs.current_price for p in problems])
+    prices = np.column_stack([np.vstack(grids), current])  # [N, K + 1]
+    ref = np.array([p.context.ref_price for p in problems])
+    units32, elast32 = model.predict(context_matrix([p.context for p in problems]), log_price_ratio(prices, ref))
+    units, elast = units32.astype(np.float64), elast32.astype(np.float64)
+    cost = np.array([p.inputs.unit_cost for p in problems])[:, None]
+    value = units * (prices - cost) if objective == "profit" else units * prices
+    best = np.argmax(value[:, :k], axis=1)
+    return [
+        Choice(
+            price=float(prices[i, b]), units=float(units[i, b]), elasticity=float(elast[i, b]),
+            current_units=float(units[i, k]), current_elasticity=float(elast[i, k]),
+            bound_by=_bound_by(p, prices[i, :k], int(b)), ending_applied=bool(endings[i]),
+        )
+        for i, (p, b) in enumerate(zip(problems, best, strict=True))
+    ]

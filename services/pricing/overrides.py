@@ -1,0 +1,96 @@
+"""Operator controls from the config topic: the kill switch and per-SKU overrides.
+
+Records on the compacted config topic (JSON objects):
+
+* key ``*``: global, e.g. ``{"kill_switch": true, "reason": "incident 42"}``, or guardrail
+  defaults such as ``{"max_change_per_decision": 0.05}``;
+* key ``<sku>``: that SKU only, e.g. ``{"kill_switch": true}``, ``{"fixed_price": 9.99}`` or
+  ``{"floor": 5.0, "ceiling": 12.0, "min_margin": 0.2}``.
+
+A tombstone removes the override. A record that does not validate is ignored with a warning,
+so a typo cannot switch pricing off (or on) by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.pricing.config_topic import ConfigSource
+from services.pricing.guardrails import GuardrailConfig
+
+logger = logging.getLogger(__name__)
+
+GLOBAL_KEY = "*"
+_GUARDRAIL_FIELDS = frozenset(GuardrailConfig.model_fields)
+
+
+class Override(BaseModel):
+    """One config record. Unknown guardrail fields are rejected (``extra="forbid"``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    kill_switch: bool = False
+    reason: str = Field("", max_length=200)
+    fixed_price: float | None = Field(None, gt=0.0)
+    floor: float | None = Field(None, gt=0.0)
+    ceiling: float | None = Field(None, gt=0.0)
+    min_margin: float | None = None
+    max_change_per_decision: float | None = None
+    max_change_per_day: float | None = None
+    low_stock_units: int | None = None
+    low_stock_cover: float | None = None
+    price_ending: float | None = None
+
+    def guardrail_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude_none=True).items() if k in _GUARDRAIL_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """The effective operator controls for one SKU."""
+
+    guardrails: GuardrailConfig
+    kill_switch: str | None
+    """``None`` when off, else a human-readable reason."""
+    fixed_price: float | None
+    floor: float | None
+    ceiling: float | None
+
+
+def _parse(source: ConfigSource, key: str) -> Override:
+    raw = source.get(key)
+    if raw is None:
+        return Override()
+    try:
+        return Override.model_validate(raw)
+    except ValidationError as exc:
+        logger.warning("config override %r ignored: %s", key, exc.errors(include_url=False)[:3])
+        return Override()
+
+
+def _kill_reason(scope: str, override: Override) -> str | None:
+    if not override.kill_switch:
+        return None
+    return f"kill switch on ({scope})" + (f": {override.reason}" if override.reason else "")
+
+
+def controls_for(sku: str, source: ConfigSource, defaults: GuardrailConfig) -> Controls:
+    """Merge service defaults, the global record and the SKU's record (the SKU wins)."""
+    glob, own = _parse(source, GLOBAL_KEY), _parse(source, sku)
+    fields = {**glob.guardrail_fields(), **own.guardrail_fields()}
+    try:
+        guardrails = GuardrailConfig(**{**defaults.model_dump(), **fields}) if fields else defaults
+    except ValidationError as exc:
+        logger.warning("guardrail overrides for %r ignored: %s", sku, exc.errors(include_url=False)[:3])
+        guardrails = defaults
+    return Controls(
+        guardrails=guardrails,
+        kill_switch=_kill_reason("global", glob) or _kill_reason(f"sku {sku}", own),
+        fixed_price=own.fixed_price,
+        floor=own.floor,
+        ceiling=own.ceiling,
+    )

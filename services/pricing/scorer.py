@@ -1,0 +1,140 @@
+"""The pricing scorer: guardrails per request, one batched demand-model call, decisions out.
+
+Per micro-batch: read each SKU's last price from the state store (for the per-day limit),
+apply the operator controls from the config topic (kill switch, overrides), build the
+guardrail interval, then optimise every request in ONE ONNX call. Outputs a
+:class:`PricingDecision` on the main topic and a :class:`PriceForecast` on the forecast topic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from services.pricing.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
+from services.pricing.decisions import build_outputs, context_of
+from services.pricing.guardrails import Infeasible, PriceInputs, PriceLimits, hard_bounds, price_limits
+from services.pricing.model import LoadedDemandModel, make_slot
+from services.pricing.optimizer import PricingProblem, optimise
+from services.pricing.overrides import Controls, controls_for
+from services.pricing.settings import PricingSettings
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult
+from shared.runtime.state import StateStore
+from shared.schemas.pricing import PricingDecision, PricingRequest
+
+logger = logging.getLogger(__name__)
+
+
+def utc_day(ts_ms: int) -> str:
+    return dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC).date().isoformat()
+
+
+def _day_anchor(req: PricingRequest, state: dict[str, Any] | None) -> tuple[float, str]:
+    """The first price seen today (the daily change limit is around it) and today's date."""
+    day = utc_day(req.ts_ms)
+    if state and state.get("day") == day:
+        return float(state["anchor"]), day
+    return req.current_price, day
+
+
+def _pinned(price: float, name: str) -> PriceLimits:
+    return PriceLimits(price, price, (name,), (name,))
+
+
+class PricingScorer(Scorer[PricingRequest]):
+    input_schema: ClassVar[type[BaseModel]] = PricingRequest
+    output_schema: ClassVar[type[BaseModel]] = PricingDecision
+    stateful: ClassVar[bool] = True
+
+    def __init__(self, settings: PricingSettings, config: ConfigSource | None = None) -> None:
+        self.settings = settings
+        self._config = config
+        self._reader: CompactedTopicReader | None = None
+        self._state: StateStore | None = None
+        self._slot = make_slot(settings, settings.model_name, settings.grid_points + 1)
+
+    def load(self, context: LoadContext) -> None:
+        self._state = context.state
+        self._slot.load()
+        if self._config is None and self.settings.config_topic:
+            self._reader = CompactedTopicReader(
+                self.settings.kafka, self.settings.config_topic, f"{self.settings.service_name}-config"
+            )
+            self._reader.start()
+            if not self._reader.wait_caught_up(self.settings.config_wait_s):
+                logger.warning("config topic %s not read to its end yet; serving anyway", self.settings.config_topic)
+            self._config = self._reader
+        self._config = self._config or StaticConfig()
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._slot.model_info if self._slot.loaded else super().model_info
+
+    def extra_output_topics(self) -> Sequence[str]:
+        return (self.settings.forecast_topic,)
+
+    def key_of(self, event: PricingRequest) -> str | None:
+        return event.sku
+
+    def score(self, batch: Sequence[Event[PricingRequest]]) -> Sequence[ScoreResult]:
+        assert self._config is not None, "load() first"
+        loaded = self._slot.current  # one version for the whole batch, even across a swap
+        version = loaded.manifest.version
+        results: list[ScoreResult | None] = [None] * len(batch)
+        problems: list[tuple[int, PricingProblem, Controls, str]] = []
+        for i, event in enumerate(batch):
+            controls = controls_for(event.value.sku, self._config, self.settings.guardrails)
+            state = self._state.get(event.partition, event.value.sku) if self._state else None
+            anchor, day = _day_anchor(event.value, state)
+            previous = float(state["seen_price"]) if state and "seen_price" in state else None
+            # Written before optimising so a second request for the SKU in this batch sees it.
+            seen = {"day": day, "anchor": anchor, "seen_price": event.value.current_price}
+            self._remember(event, {**(state or {}), **seen})
+            try:
+                problems.append((i, self._problem(event.value, controls, anchor, previous), controls, day))
+            except Infeasible as exc:
+                results[i] = Rejected("unpriceable", str(exc))
+        model = LoadedDemandModel(loaded)
+        choices = optimise([p for _, p, _, _ in problems], model, self.settings.grid_points, self.settings.objective)
+        for (i, problem, controls, _), choice in zip(problems, choices, strict=True):
+            event = batch[i]
+            results[i] = build_outputs(event.value, problem, controls, choice, version, self.settings)
+            state = self._state.get(event.partition, event.value.sku) if self._state else None
+            self._remember(event, {**(state or {}), "last_price": choice.price, "ts_ms": event.value.ts_ms})
+        return [r for r in results if r is not None]
+
+    def _remember(self, event: Event[PricingRequest], value: dict[str, Any]) -> None:
+        if self._state is not None:
+            self._state.put(event.partition, event.value.sku, value)
+
+    def _problem(
+        self, req: PricingRequest, controls: Controls, anchor: float, previous: float | None
+    ) -> PricingProblem:
+        floor = max(filter(None, (req.floor, controls.floor)), default=None)
+        ceiling = min(filter(None, (req.ceiling, controls.ceiling)), default=None)
+        inputs = PriceInputs(req.current_price, req.unit_cost, req.stock, req.recent_units, floor, ceiling, anchor)
+        limits = price_limits(inputs, controls.guardrails)  # raises Infeasible before any override
+        if controls.kill_switch is not None:
+            limits = _pinned(req.current_price, "kill_switch")
+        elif controls.fixed_price is not None:
+            limits = _pinned(_within_hard(controls.fixed_price, inputs, controls), "override")
+        ending = controls.guardrails.price_ending if controls.kill_switch is None else None
+        return PricingProblem(context_of(req, previous), inputs, limits, ending)
+
+    def between_batches(self) -> None:
+        self._slot.maybe_swap()
+
+    def close(self) -> None:
+        self._slot.close()
+        if self._reader is not None:
+            self._reader.close()
+
+
+def _within_hard(price: float, inputs: PriceInputs, controls: Controls) -> float:
+    """An operator's fixed price still respects floor, ceiling and minimum margin."""
+    lower, upper = hard_bounds(inputs, controls.guardrails)
+    return min(max(price, *lower.values()), *upper.values())
