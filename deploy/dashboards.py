@@ -1,0 +1,184 @@
+"""Grafana dashboards for shopstream, as data: one overview and one per service.
+
+The JSON files in ``deploy/grafana/dashboards/`` are generated from this module by
+``python deploy/generate.py``; a unit test fails when they drift. Every query uses only the
+metric families of ``shared/runtime/metrics.py`` and the business families listed in
+:data:`BUSINESS_METRICS`, filtered by the ``$service`` variable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = dict[str, Any]
+
+SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
+STATEFUL = frozenset({"recommendation", "pricing", "fraud"})
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'service=~"$service"'
+RATE = "$__rate_interval"
+
+BUSINESS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # name as declared: (type, labels)
+    "shopstream_business_decisions": ("counter", ("service", "decision")),  # fraud approve/review/decline
+    "shopstream_business_score": ("histogram", ("service",)),  # pCTR per ad candidate; fraud probability
+    "shopstream_business_price_change_ratio": ("histogram", ("service",)),  # recommended / current - 1
+    "shopstream_business_coverage_ratio": ("gauge", ("service",)),  # distinct top-K items / catalogue
+}
+"""Families a scorer registers for the business panels (proposed; not in the runtime's set)."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel: a title, its queries as ``(expr, legend)`` pairs and how to draw them."""
+
+    title: str
+    queries: tuple[tuple[str, str], ...]
+    unit: str = "short"
+    kind: str = "timeseries"
+    description: str = ""
+    width: int = 12
+    instant: bool = False
+    fmt: str = "time_series"
+    options: Json = field(default_factory=dict)
+
+
+def quantiles(metric: str, by: str, unit: str, title: str, description: str) -> Panel:
+    """p50 and p99 of a histogram, grouped by ``by``."""
+    def q(p: str) -> str:
+        return f"histogram_quantile({p}, sum by ({by}, le) (rate({metric}_bucket{{{SEL}}}[{RATE}])))"
+    legend = " ".join("{{" + label.strip() + "}}" for label in by.split(","))
+    return Panel(title, ((q("0.5"), f"{legend} p50"), (q("0.99"), f"{legend} p99")), unit, description=description)
+
+
+def zero_fill(expr: str) -> str:
+    """``expr``, or 0 for every running service that has no such series yet (shows 0, not "No data")."""
+    return f"{expr} or on (service) sum by (service) (shopstream_ready{{{SEL}}}) * 0"
+
+
+def flow_panels() -> list[Panel]:
+    consumed = f"sum by (service) (rate(shopstream_events_consumed_total{{{SEL}}}[{RATE}]))"
+    dead = f"sum by (service) (rate(shopstream_events_dead_lettered_total{{{SEL}}}[{RATE}]))"
+    return [
+        Panel("Throughput", (
+            (consumed, "{{service}} consumed"),
+            (f"sum by (service) (rate(shopstream_events_scored_total{{{SEL}}}[{RATE}]))", "{{service}} scored"),
+        ), "ops", description="Input records read and events scored (acknowledged) per second."),
+        Panel("Outputs produced by topic", (
+            (f"sum by (service, topic) (rate(shopstream_outputs_produced_total{{{SEL}}}[{RATE}]))", "{{topic}}"),
+        ), "ops", description="Records published per output topic per second."),
+        Panel("DLQ rate by reason", (
+            (f"sum by (service, reason) (rate(shopstream_events_dead_lettered_total{{{SEL}}}[{RATE}]))",
+             "{{service}} {{reason}}"),
+        ), "ops", description="Records sent to <input>.dlq per second, by the reason in their headers."),
+        Panel("DLQ share of consumed", (
+            (f"({zero_fill(dead)}) / {consumed}", "{{service}}"),
+        ), "percentunit", description="Dead-lettered / consumed. The alert fires above 1% for 5 minutes."),
+    ]
+
+
+def latency_panels() -> list[Panel]:
+    batch_mean = (f"sum by (service) (rate(shopstream_batch_size_sum{{{SEL}}}[{RATE}]))"
+                  f" / sum by (service) (rate(shopstream_batch_size_count{{{SEL}}}[{RATE}]))")
+    batch = quantiles("shopstream_batch_size", "service", "short", "Batch size",
+                      "Events per scored micro-batch.")
+    return [
+        quantiles("shopstream_end_to_end_seconds", "service", "s", "End-to-end latency p50 / p99",
+                  "Event time (record timestamp) to score acknowledged by the broker. Budget: 500 ms."),
+        quantiles("shopstream_inference_seconds", "service, model_version", "s", "Inference latency p50 / p99",
+                  "Scorer time per micro-batch, by model version."),
+        quantiles("shopstream_queue_wait_seconds", "service", "s", "Queue wait p50 / p99",
+                  "Poll to start of scoring: time spent filling the micro-batch."),
+        Panel(batch.title, (*batch.queries, (batch_mean, "{{service}} mean")), "short",
+              description=batch.description),
+    ]
+
+
+def kafka_panels() -> list[Panel]:
+    return [
+        Panel("Consumer lag per partition", (
+            (f"sum by (service, topic, partition) (shopstream_consumer_lag{{{SEL}}})", "{{topic}} [{{partition}}]"),
+        ), "short", description="Records behind the log end, per input partition (librdkafka statistics)."),
+        Panel("Paused and in-flight", (
+            (f"max by (service) (shopstream_paused{{{SEL}}})", "{{service}} paused"),
+            (f"sum by (service) (shopstream_inflight_messages{{{SEL}}})", "{{service}} in flight"),
+        ), "short", description="Paused = backpressure or a failing scorer; in flight = produced, not yet acked."),
+        Panel("Rebalances (last 15 min)", (
+            (f"sum by (service, kind) (increase(shopstream_rebalances_total{{{SEL}}}[15m]))", "{{service}} {{kind}}"),
+        ), "short", description="Partition assignments, revocations and losses."),
+        Panel("Errors by kind", (
+            (zero_fill(f"sum by (service, kind) (rate(shopstream_errors_total{{{SEL}}}[{RATE}]))"),
+             "{{service}} {{kind}}"),
+        ), "ops", description="Scoring, Kafka, commit and produce errors per second (0 when none yet)."),
+    ]
+
+
+def model_panels(stateful: bool) -> list[Panel]:
+    info_labels = "service, instance, model, model_version, sha256, provider"
+    panels = [
+        Panel("Model version and provider", (
+            (f"max by ({info_labels}) (shopstream_model_info{{{SEL}}}) == 1", ""),
+        ), kind="table", instant=True, fmt="table", options={"showHeader": True},
+            description="The model version each replica serves now, and the ONNX Runtime provider it runs on."),
+        Panel("Ready replicas", (
+            (f"sum by (service) (shopstream_ready{{{SEL}}})", "{{service}} ready"),
+            (f'sum by (service) (up{{job="shopstream", {SEL}}})', "{{service}} scraped"),
+        ), kind="stat", width=6, description="Replicas whose /readyz answers 200, and replicas scraped."),
+        Panel("Model load failures (last hour)", (
+            (zero_fill(f"sum by (service, reason) (increase(shopstream_model_load_failures_total{{{SEL}}}[1h]))"),
+             "{{service}} {{reason}}"),
+        ), kind="stat", width=6, description="Model versions refused (checksum, spec) or failed to load."),
+    ]
+    if stateful:
+        panels.append(Panel("State store size", (
+            (f"sum by (service) (shopstream_state_entries{{{SEL}}})", "{{service}}"),
+        ), "short", description="Keys held in the changelog-backed state store, all replicas."))
+    return panels
+
+
+def distribution(metric: str, title: str, description: str) -> Panel:
+    """How observations of a histogram fall into its buckets over the dashboard's time range."""
+    expr = f"sum by (le) (increase({metric}_bucket{{{SEL}}}[$__range]))"
+    return Panel(title, ((expr, "{{le}}"),), kind="bargauge", instant=True, fmt="heatmap",
+                 description=description, options={"displayMode": "gradient", "orientation": "vertical"})
+
+
+def business_panels(service: str) -> list[Panel]:
+    if service == "fraud":
+        return [
+            Panel("Decision mix", (
+                (f"sum by (decision) (rate(shopstream_business_decisions_total{{{SEL}}}[{RATE}]))", "{{decision}}"),
+            ), "ops", description="Approve / review / decline decisions per second."),
+            distribution("shopstream_business_score", "Fraud probability distribution",
+                         "Scores in the time range, by bucket upper bound."),
+        ]
+    if service == "pricing":
+        return [distribution("shopstream_business_price_change_ratio", "Price change distribution",
+                             "Recommended / current price - 1, by bucket upper bound.")]
+    if service == "ad_ctr":
+        mean = (f"sum(rate(shopstream_business_score_sum{{{SEL}}}[{RATE}]))"
+                f" / sum(rate(shopstream_business_score_count{{{SEL}}}[{RATE}]))")
+        return [
+            distribution("shopstream_business_score", "pCTR distribution",
+                         "Predicted click-through rate per candidate ad, by bucket upper bound."),
+            Panel("Mean pCTR", ((mean, "mean pCTR"),), "percentunit",
+                  description="Mean predicted CTR over all scored candidates."),
+        ]
+    return [Panel("Top-K catalogue coverage", (
+        (f"max by (service, instance) (shopstream_business_coverage_ratio{{{SEL}}})", "{{instance}}"),
+    ), "percentunit", description="Distinct items in the top-K lists of the recent window / catalogue size, "
+                                  "per replica (each replica sees its own partitions' users).")]
+
+
+def sections(service: str | None) -> list[tuple[str, list[Panel]]]:
+    """Rows of panels; ``None`` is the overview (all services, no business row)."""
+    rows = [
+        ("Flow", flow_panels()),
+        ("Latency", latency_panels()),
+        ("Kafka", kafka_panels()),
+        ("Model and state", model_panels(service is None or service in STATEFUL)),
+    ]
+    if service is not None:
+        rows.append(("Business", business_panels(service)))
+    return rows

@@ -1,0 +1,116 @@
+"""docker-compose.yml: the stack a user starts with one command comes up in order, every service
+reads its environment into the settings the code expects, and Prometheus scrapes each one."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.registry import SHOP_SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "deploy"))
+
+import catalog  # noqa: E402
+
+COMPOSE_NAMES = {"recommendation": "recommendation", "ad_ctr": "ad-ctr", "pricing": "pricing", "fraud": "fraud"}
+
+
+def services() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return dict(compose["services"])
+
+
+def test_the_stack_has_broker_topics_services_producer_and_monitoring() -> None:
+    assert set(services()) == {"kafka", "topics", *COMPOSE_NAMES.values(), "producer", "prometheus", "grafana"}
+    assert set(COMPOSE_NAMES) == set(SHOP_SERVICES)
+    assert services()["producer"]["profiles"] == ["producer"]
+
+
+def test_kafka_is_a_single_kraft_node_with_a_healthcheck() -> None:
+    kafka = services()["kafka"]
+    assert kafka["image"].startswith("apache/kafka:4.1.")
+    env = kafka["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # the initialiser creates them
+    assert "kafka-broker-api-versions.sh" in kafka["healthcheck"]["test"][1]
+
+
+def test_every_shopstream_command_parses_with_the_real_cli() -> None:
+    from shared.cli.main import build_parser
+
+    parser = build_parser()
+    for name in ("topics", *COMPOSE_NAMES.values(), "producer"):
+        args = parser.parse_args(services()[name]["command"])
+        assert callable(args.handler), name
+    for name in ("topics", "producer"):
+        assert parser.parse_args(services()[name]["command"]).bootstrap_servers == "kafka:9092"
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSE_NAMES))
+def test_scoring_service_is_hardened_ordered_and_healthchecked(name: str) -> None:
+    svc = services()[COMPOSE_NAMES[name]]
+    assert svc["command"] == ["serve", name]
+    assert (svc["user"], svc["read_only"], svc["cap_drop"]) == ("10001:10001", True, ["ALL"])
+    assert svc["tmpfs"] == ["/tmp"]
+    assert svc["depends_on"] == {"kafka": {"condition": "service_healthy"},
+                                 "topics": {"condition": "service_completed_successfully"}}
+    assert "/readyz" in svc["healthcheck"]["test"][-1]
+    assert int(svc["stop_grace_period"].rstrip("s")) > 20  # runtime.shutdown_deadline_s
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSE_NAMES))
+def test_service_environment_lands_in_its_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = services()[COMPOSE_NAMES[name]]
+    cls = catalog.settings_class(name)
+    env = svc["environment"]
+    assert all(key.startswith(catalog.env_prefix(cls)) for key in env)
+    for key in [k for k in os.environ if k.startswith("SHOPSTREAM_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    settings = cls()
+    assert settings.kafka.bootstrap_servers == "kafka:9092"
+    assert settings.log_json is True
+    (port,) = [p for p in svc["ports"]]
+    assert port.split(":")[1] == str(settings.metrics.port)
+    assert f"127.0.0.1:{settings.metrics.port}/readyz" in svc["healthcheck"]["test"][-1]
+    mounts = {v.split(":")[1]: v for v in svc["volumes"]}
+    assert mounts[str(settings.models_dir)].endswith(":ro")
+
+
+def test_host_ports_do_not_collide() -> None:
+    host_ports = [p.split(":")[0] for s in services().values() for p in s.get("ports", [])]
+    assert len(host_ports) == len(set(host_ports))
+
+
+def test_bind_mounts_exist_in_the_repository() -> None:
+    for name, svc in services().items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists() or source == "./models", f"{name}: {source} missing"
+
+
+def test_prometheus_scrapes_each_service_on_its_metrics_port_with_its_service_label(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "shopstream")
+    targets = {sc["targets"][0]: sc["labels"]["service"] for sc in job["static_configs"]}
+    for key in [k for k in os.environ if k.startswith("SHOPSTREAM_")]:
+        monkeypatch.delenv(key)
+    expected = {}
+    for name, compose_name in COMPOSE_NAMES.items():
+        settings = catalog.settings_class(name)()
+        expected[f"{compose_name}:{settings.metrics.port}"] = settings.service_name
+    assert targets == expected
+    mounts = services()["prometheus"]["volumes"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in mounts
