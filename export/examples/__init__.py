@@ -1,0 +1,1 @@
+"""Reference models for the export framework's tests, docs and runtime benchmarks."""
