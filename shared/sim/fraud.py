@@ -81,11 +81,10 @@ def _expand(rng: np.random.Generator, v: Victims, lo: int, hi: int) -> tuple[Int
 
 
 def _times(rng: np.random.Generator, start: IntArray, owner: IntArray, mean_gap_ms: float) -> IntArray:
-    gaps = rng.exponential(mean_gap_ms, owner.size)
-    # cumulative gap within each episode: global cumsum minus the cumsum at the episode's start
-    cum = np.cumsum(gaps)
-    first = np.searchsorted(owner, owner, side="left")
-    return (start[owner] + cum - cum[first] + gaps[first]).astype(np.int64)
+    """Episode starts at ``start``; later transactions follow exponential gaps."""
+    cum = np.cumsum(rng.exponential(mean_gap_ms, owner.size))
+    first = np.searchsorted(owner, owner, side="left")  # owner is sorted: index of the episode's first txn
+    return (start[owner] + cum - cum[first]).astype(np.int64)
 
 
 def _foreign(rng: np.random.Generator, home: IntArray, n_countries: int) -> IntArray:

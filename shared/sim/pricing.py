@@ -132,44 +132,50 @@ class PricingSim(SimStream):
         return float(np.clip(best, lo, hi))
 
     def chunks(self) -> Iterator[list[Row]]:
-        cfg, n = self.config, self.config.n_skus
+        cfg, n, idx = self.config, self.config.n_skus, np.arange(self.config.n_skus)
         rng = self.world.rng(self.name, cfg.market)
-        comp_level = np.ones(n)
-        last_units = np.round(self.base_demand).astype(np.int64)
-        week = 0
+        comp_level, recent, week = np.ones(n), np.round(self.base_demand), 0
+        floor = np.round(np.maximum(self.unit_cost * 1.05, self.ref_price * 0.6), 2)
+        ceiling = np.round(self.ref_price * 1.6, 2)
+        best = np.clip(self.unit_cost * self.elasticity / (1.0 + self.elasticity), floor, ceiling)
         while True:
             comp_level = np.clip(comp_level * np.exp(rng.normal(0.0, 0.03, n)), 0.8, 1.25)
-            comp = self.ref_price[:, None] * comp_level[:, None] * np.exp(rng.normal(0, 0.05, (n, cfg.n_competitors)))
+            noise = np.exp(rng.normal(0, 0.05, (n, cfg.n_competitors)))
+            comp = np.round(self.ref_price[:, None] * comp_level[:, None] * noise, 2)
             tpr = rng.random(n) < cfg.p_tpr
             price = self.ref_price * np.exp(rng.normal(0.0, 0.08, n)) * np.where(tpr, 0.8, 1.0)
-            price = np.maximum(np.round(np.maximum(price, self.unit_cost * 1.02), 2), 0.01)
             ctx = {"tpr": tpr, "feature": rng.random(n) < cfg.p_feature, "display": rng.random(n) < cfg.p_display}
-            woy = week % 52 + 1
-            mu = self.true_units(np.arange(n), price, woy, comp.mean(axis=1), **ctx)
-            observed = rng.poisson(mu * rng.gamma(cfg.dispersion, 1.0 / cfg.dispersion, n))
-            ts = EPOCH_MS + week * WEEK_MS + np.sort(rng.integers(0, WEEK_MS // 7, n))  # requests on day one
-            stock = rng.poisson(np.maximum(mu, 1.0) * rng.uniform(0.3, 4.0, n))
-            yield self._rows(price, comp, ctx, woy, ts, stock, last_units, mu, observed)
-            last_units, week = observed, week + 1
+            col: dict[str, Any] = {
+                "price": np.round(np.maximum(price, self.unit_cost * 1.02), 2), "comp": comp, "woy": week % 52 + 1,
+                "floor": floor, "ceiling": ceiling, "best": best, "recent": recent, **ctx,
+            }  # fmt: skip
+            col["mu"] = self.true_units(idx, col["price"], col["woy"], comp.mean(axis=1), **ctx)
+            col["best_profit"] = (best - self.unit_cost) * self.true_units(
+                idx, best, col["woy"], comp.mean(axis=1), **ctx
+            )
+            col["observed"] = rng.poisson(col["mu"] * rng.gamma(cfg.dispersion, 1.0 / cfg.dispersion, n))
+            col["stock"] = rng.poisson(np.maximum(col["mu"], 1.0) * rng.uniform(0.3, 4.0, n))
+            col["ts"] = EPOCH_MS + week * WEEK_MS + np.sort(rng.integers(0, WEEK_MS // 7, n))  # requests on day one
+            yield self._rows(col)
+            recent, week = col["observed"].astype(float), week + 1
 
-    def _rows(self, price: Any, comp: Any, ctx: Any, woy: int, ts: Any, stock: Any, recent: Any, mu: Any,
-              observed: Any) -> list[Row]:  # fmt: skip
+    def _rows(self, col: dict[str, Any]) -> list[Row]:
+        lists = {k: v.tolist() for k, v in col.items() if isinstance(v, np.ndarray)}
+        cats = [CATEGORY_NAMES[c] for c in self.category.tolist()]
+        cost, elasticity = self.unit_cost.tolist(), self.elasticity.tolist()
         rows: list[Row] = []
         for i in range(self.config.n_skus):
-            ref, cost = float(self.ref_price[i]), float(self.unit_cost[i])
-            floor, ceiling = round(max(cost * 1.05, ref * 0.6), 2), round(ref * 1.6, 2)
             event = {
-                "sku": self.skus[i], "category": CATEGORY_NAMES[int(self.category[i])],
-                "current_price": float(price[i]), "unit_cost": cost, "stock": int(stock[i]),
-                "competitor_prices": np.round(comp[i], 2).tolist(), "recent_units": float(recent[i]),
-                "feature": bool(ctx["feature"][i]), "display": bool(ctx["display"][i]), "tpr": bool(ctx["tpr"][i]),
-                "week_of_year": woy, "day_of_week": 0, "floor": floor, "ceiling": ceiling, "ts_ms": int(ts[i]),
+                "sku": self.skus[i], "category": cats[i], "current_price": lists["price"][i],
+                "unit_cost": cost[i], "stock": lists["stock"][i], "competitor_prices": lists["comp"][i],
+                "recent_units": lists["recent"][i], "feature": lists["feature"][i], "display": lists["display"][i],
+                "tpr": lists["tpr"][i], "week_of_year": col["woy"], "day_of_week": 0, "floor": lists["floor"][i],
+                "ceiling": lists["ceiling"][i], "ts_ms": lists["ts"][i],
             }  # fmt: skip
-            best = self.oracle_price(i, floor, ceiling)
             truth = {
-                "sku_index": i, "elasticity": float(self.elasticity[i]), "true_units": float(mu[i]),
-                "observed_units": int(observed[i]), "oracle_price": best,
-                "oracle_profit": (best - cost) * float(self.units_for(event, best)),
+                "sku_index": i, "elasticity": elasticity[i], "true_units": lists["mu"][i],
+                "observed_units": lists["observed"][i], "oracle_price": lists["best"][i],
+                "oracle_profit": lists["best_profit"][i],
             }  # fmt: skip
             rows.append((event, truth))
         return rows

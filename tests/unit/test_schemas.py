@@ -55,9 +55,7 @@ def _fails(model: type[BaseModel], record: dict[str, Any] | bytes) -> InvalidEve
     ("model", "record"),
     [(Transaction, TXN), (AdRequest, AD), (PricingRequest, PRICE), (ClickEvent, CLICK)],
 )
-def test_valid_events_decode_and_default_schema_version(
-    model: type[BaseModel], record: dict[str, Any]
-) -> None:
+def test_valid_events_decode_and_default_schema_version(model: type[BaseModel], record: dict[str, Any]) -> None:
     event = decode(model, json.dumps(record))
     assert event.schema_version == "1.0"  # type: ignore[attr-defined]
     assert model.model_validate(record) == event  # dict and JSON paths agree
@@ -163,9 +161,7 @@ def test_outputs_validate_their_invariants() -> None:
         CtrScores(request_id="r", candidates=cands, model_version="1", event_ts_ms=TS)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="decision"):
         FraudScore.model_validate(
-            dict(
-                txn_id="t", user_id="u", probability=0.5, decision="maybe", model_version="1", event_ts_ms=TS
-            )
+            dict(txn_id="t", user_id="u", probability=0.5, decision="maybe", model_version="1", event_ts_ms=TS)
         )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.schemas import decode
+from shared.schemas import Transaction, decode
 from shared.sim import STREAMS, SimStream, World, WorldConfig, make_stream
 from shared.sim.writer import main as writer_main
 from shared.sim.writer import read_jsonl, write_jsonl
@@ -83,7 +83,7 @@ def test_writer_cli_writes_bare_events_for_replay(tmp_path: Path) -> None:
     assert writer_main(args) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 200
-    assert decode(STREAMS["payments"][0].model, lines[0]).currency
+    assert decode(Transaction, lines[0]).currency
 
 
 def test_unknown_stream_name_is_a_clear_error() -> None:
