@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from shared.sim.writer import read_jsonl, write_jsonl
 N = 1500
 
 
-SMALL_CHUNKS = {
+SMALL_CHUNKS: dict[str, dict[str, Any]] = {
     "clickstream": {"sessions_per_chunk": 300},
     "ads": {"requests_per_chunk": 300},
     "payments": {"chunk_seconds": 60.0},

@@ -38,7 +38,9 @@ def test_observed_ctr_matches_true_ctr(world: World) -> None:
 
 def test_ctr_depends_on_segment_match_and_title_words(world: World) -> None:
     sim = AdsSim(world, AdsConfig(requests_per_chunk=1_000))
-    match, other, hooks = [], [], defaultdict(list)
+    match: list[float] = []
+    other: list[float] = []
+    hooks: dict[str, list[float]] = defaultdict(list)
     for event, truth in sim.iter_dicts(3_000):
         for cand, p in zip(event["candidates"], truth["ctr"], strict=True):
             same = cand["category"] in {c for c in CATEGORY_NAMES if _segment(c) == event["user_segment"]}
