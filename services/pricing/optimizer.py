@@ -68,13 +68,13 @@ def candidate_grid(limits: PriceLimits, k: int, ending: float | None) -> tuple[F
     return np.linspace(lo, hi, k), False
 
 
-def _bound_by(p: PricingProblem, grid: FloatArray, best: int) -> tuple[str, ...]:
+def _bound_by(p: PricingProblem, grid: FloatArray, price: float) -> tuple[str, ...]:
     """The limits that stopped the optimiser: it chose the lowest or highest candidate."""
     names = set(p.limits.relaxed)
     pinned = p.limits.hi - p.limits.lo <= 1e-9 * max(1.0, p.limits.hi)
-    if pinned or grid[best] <= grid[0]:
+    if pinned or price <= grid.min():
         names.update(p.limits.lo_by)
-    if pinned or grid[best] >= grid[-1]:
+    if pinned or price >= grid.max():
         names.update(p.limits.hi_by)
     return tuple(sorted(names))
 
@@ -93,12 +93,18 @@ def optimise(
     units, elast = units32.astype(np.float64), elast32.astype(np.float64)
     cost = np.array([p.inputs.unit_cost for p in problems])[:, None]
     value = units * (prices - cost) if objective == "profit" else units * prices
-    best = np.argmax(value[:, :k], axis=1)
+    # Holding the current price is always a candidate when it is inside the limits (even if it
+    # does not end in .99), so a price ending never forces a move that earns less.
+    lo = np.array([p.limits.lo for p in problems])
+    hi = np.array([p.limits.hi for p in problems])
+    holdable = (current >= lo - 1e-9) & (current <= hi + 1e-9)
+    value[:, k] = np.where(holdable, value[:, k], -np.inf)
+    best = np.argmax(value, axis=1)
     return [
         Choice(
             price=float(prices[i, b]), units=float(units[i, b]), elasticity=float(elast[i, b]),
             current_units=float(units[i, k]), current_elasticity=float(elast[i, k]),
-            bound_by=_bound_by(p, prices[i, :k], int(b)), ending_applied=bool(endings[i]),
+            bound_by=_bound_by(p, prices[i, :k], float(prices[i, b])), ending_applied=bool(endings[i]) and b < k,
         )
         for i, (p, b) in enumerate(zip(problems, best, strict=True))
     ]

@@ -1,0 +1,1 @@
+"""Pricing demand model: data, training, evaluation and the export recipe."""
