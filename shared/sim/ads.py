@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from shared.schemas.ads import AdRequest
 from shared.sim.catalogue import CATEGORY_NAMES
 from shared.sim.stream import Row, SimStream
-from shared.sim.world import EPOCH_MS, SEGMENT_OF_CATEGORY, SEGMENTS, World
+from shared.sim.world import DAY_MS, EPOCH_MS, SEGMENT_OF_CATEGORY, SEGMENTS, World
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class AdsConfig:
     """Extra logit when the ad's category belongs to the user's segment."""
     requests_per_chunk: int = 5_000
     requests_per_second: float = 200.0
+    day: int = 0
+    """Day ``d > 0`` starts ``d`` days later, with its own requests and drifted effects."""
+    drift: float = 0.25
+    """Std-dev of the per-day random shift of the segment x category and hook effects."""
 
 
 class AdsSim(SimStream):
@@ -82,6 +86,10 @@ class AdsSim(SimStream):
         self.site_effect = rng.normal(0.0, 0.3, cfg.n_sites)
         hours = np.arange(24)
         self.hour_effect = 0.3 * np.sin((hours - 14) / 24 * 2 * np.pi)  # evening peak
+        if cfg.day > 0:  # a later day: same ads, tastes and hooks shifted a little (for fine-tuning)
+            day_rng = self.world.rng("ads-drift", cfg.day)
+            self.seg_cat = self.seg_cat + day_rng.normal(0.0, cfg.drift, self.seg_cat.shape)
+            self.hook_weight = self.hook_weight + day_rng.normal(0.0, cfg.drift, self.hook_weight.shape)
 
     @cached_property
     def _ad_static(self) -> list[tuple[str, str, str]]:
@@ -109,7 +117,8 @@ class AdsSim(SimStream):
         )  # fmt: skip
 
     def chunks(self) -> Iterator[list[Row]]:
-        rng, cfg, t0, base = self.world.rng(self.name), self.config, EPOCH_MS, 0
+        cfg = self.config
+        rng, t0, base = self.world.rng(self.name, cfg.day), EPOCH_MS + cfg.day * DAY_MS, cfg.day * 10**8
         while True:
             r = cfg.requests_per_chunk
             req = {

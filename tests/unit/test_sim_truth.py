@@ -160,3 +160,15 @@ def test_users_click_mostly_in_their_favourite_category(world: World) -> None:
             hits += event["category"] == CATEGORY_NAMES[top[truth["user_index"]]]
     base = 1 / len(CATEGORY_NAMES)
     assert hits / n > 3 * base, f"top-taste share {hits / n:.3f} vs uniform {base:.3f}"
+
+
+def test_a_later_ads_day_has_new_requests_and_drifted_effects(world: World) -> None:
+    day0 = AdsSim(world, AdsConfig(requests_per_chunk=200))
+    day1 = AdsSim(world, AdsConfig(requests_per_chunk=200, day=1))
+    e0 = [e for e, _ in day0.iter_dicts(200)]
+    e1 = [e for e, _ in day1.iter_dicts(200)]
+    assert min(e["ts_ms"] for e in e1) >= max(e["ts_ms"] for e in e0)
+    assert not {e["request_id"] for e in e0} & {e["request_id"] for e in e1}
+    shift = np.abs(day1.seg_cat - day0.seg_cat).mean()
+    assert 0.05 < shift < 0.5  # the same world, a little different: fine-tuning has something to learn
+    assert np.array_equal(day0.ad_bid, day1.ad_bid)
