@@ -9,11 +9,10 @@ last safe offset and scores them again, so nothing that was read is lost.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -22,8 +21,9 @@ from shared.runtime.offsets import DeliveryUnit, WatermarkTracker
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class OutRecord:
+class OutRecord(NamedTuple):
+    """One record to produce (a NamedTuple: built once per output on the hot path)."""
+
     topic: str
     key: bytes | None
     value: bytes | None
@@ -46,7 +46,7 @@ class Delivery:
         self.rewind: dict[int, int] = {}
         """partition → offset to seek back to after a failed unit."""
 
-    def _produce(self, record: OutRecord, callback: Callable[[KafkaError | None, object], None]) -> None:
+    def _produce(self, record: OutRecord, callback: Callable[[KafkaError | None, object], None] | None) -> None:
         # librdkafka's partitioner picks by key when the partition is -1 (RD_KAFKA_PARTITION_UA)
         partition = record.partition if record.partition is not None else -1
         while True:
@@ -75,19 +75,17 @@ class AtLeastOnce(Delivery):
         self._last_commit = 0.0
 
     def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
-        self.tracker.add_pending(unit, len(records) + 1)  # +1 guards against settling mid-loop
-        callback = functools.partial(self._delivered, unit.unit_id)
+        unit.pending = len(records) + 1  # +1 guards against settling while still producing
+        unit.on_settled = self._settled
         for record in records:
-            self._produce(record, callback)
-        self._delivered(unit.unit_id, None, None)
+            self._produce(record, unit.ack)
+        unit.ack(None)
 
-    def _delivered(self, unit_id: int, err: KafkaError | None, _msg: object) -> None:
-        if err is not None:
-            logger.warning("delivery failed for unit %d: %s", unit_id, err)
-        unit = self.tracker.acknowledge(unit_id, ok=err is None)
-        if unit is None:
+    def _settled(self, unit: DeliveryUnit) -> None:
+        if not self.tracker.is_tracked(unit):  # dropped by a revoke or a rewind meanwhile
             return
         if unit.failed:
+            logger.warning("delivery failed for unit %d (partitions %s)", unit.unit_id, sorted(unit.first_offsets))
             for partition, first in unit.first_offsets.items():
                 self.rewind[partition] = min(self.rewind.get(partition, first), first)
             self.tracker.forget_partitions(set(unit.first_offsets))
@@ -132,7 +130,7 @@ class ExactlyOnce(Delivery):
         self.producer.begin_transaction()
         try:
             for record in records:
-                self._produce(record, _ignore_ack)
+                self._produce(record, None)  # the transaction's commit reports failures
             offsets = [TopicPartition(self.input_topic, p, o + 1) for p, o in unit.last_offsets.items()]
             self.producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), self._timeout_s)
             self._commit_with_retry()
@@ -162,8 +160,3 @@ class ExactlyOnce(Delivery):
         for partition, first in unit.first_offsets.items():
             self.rewind[partition] = min(self.rewind.get(partition, first), first)
         self.aborted.update(unit.first_offsets)
-
-
-def _ignore_ack(err: KafkaError | None, _msg: object) -> None:
-    if err is not None:  # the transaction's commit reports the failure; log for context
-        logger.warning("transactional produce failed: %s", err)

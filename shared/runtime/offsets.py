@@ -9,7 +9,9 @@ pending. Offsets are therefore never committed ahead of the work that depends on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -24,6 +26,15 @@ class DeliveryUnit:
     pending: int = 0
     failed: bool = False
     event_times_ms: list[int] = field(default_factory=list)
+    on_settled: Callable[[DeliveryUnit], None] | None = None
+
+    def ack(self, err: Any, _msg: Any = None) -> None:
+        """librdkafka delivery callback: kept tiny because it runs once per produced record."""
+        self.pending -= 1
+        if err is not None:
+            self.failed = True
+        if self.pending == 0 and self.on_settled is not None:
+            self.on_settled(self)
 
 
 class WatermarkTracker:
@@ -58,6 +69,9 @@ class WatermarkTracker:
         unit.pending -= 1
         unit.failed = unit.failed or not ok
         return unit if unit.pending <= 0 else None
+
+    def is_tracked(self, unit: DeliveryUnit) -> bool:
+        return unit.unit_id in self._units
 
     def finish(self, unit: DeliveryUnit) -> None:
         """A settled, successful unit: its offsets count as done."""

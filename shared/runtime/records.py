@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
@@ -16,8 +16,7 @@ from shared.runtime.state import StateChange
 from shared.schemas import headers as h
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
     """A validated event waiting in the micro-batch, with its raw record for dead-lettering."""
 
     event: Event[BaseModel]
@@ -26,15 +25,23 @@ class Pending:
     """``time.monotonic()`` when the record was polled (queue-wait metric)."""
 
 
-def lineage_headers(
-    model: ModelInfo, schema_version: str, event: Event[BaseModel]
-) -> list[tuple[str, str | bytes | None]]:
+Headers = list[tuple[str, str | bytes | None]]
+
+
+def model_headers(model: ModelInfo, schema_version: str, topic: str) -> Headers:
+    """The lineage headers every score of a batch shares (built once per batch)."""
     return [
         (h.MODEL_NAME, model.name.encode()),
         (h.MODEL_VERSION, model.version.encode()),
         (h.MODEL_SHA256, model.sha256.encode()),
         (h.SCHEMA_VERSION, schema_version.encode()),
-        (h.SOURCE_TOPIC, event.topic.encode()),
+        (h.SOURCE_TOPIC, topic.encode()),
+    ]
+
+
+def lineage_headers(shared: Headers, event: Event[BaseModel]) -> Headers:
+    return [
+        *shared,
         (h.SOURCE_PARTITION, str(event.partition).encode()),
         (h.SOURCE_OFFSET, str(event.offset).encode()),
         (h.EVENT_TIME_MS, str(event.timestamp_ms).encode()),
@@ -59,12 +66,13 @@ class RecordBuilder:
             raise ScoringError(f"scorer returned {len(results)} results for {len(batch)} events")
         records: list[OutRecord] = []
         rejected: list[DeadLetterRecord] = []
+        shared = model_headers(model, schema_version, batch[0].event.topic) if batch else []
         for pending, result in zip(batch, results, strict=True):
             if isinstance(result, Rejected):
                 rejected.append(self._decoder.dead_letter(pending.message, "Rejected", result.reason, result.detail))
                 continue
             event = pending.event
-            headers = lineage_headers(model, schema_version, event)
+            headers = lineage_headers(shared, event)
             for output in result.outputs:
                 records.append(
                     OutRecord(

@@ -179,3 +179,20 @@ def test_oversized_records_are_refused_before_parsing() -> None:
 
 def test_non_finite_numbers_are_refused() -> None:
     assert _reason(StubMessage(b'{"id": "k", "value": NaN}')).reason in {"malformed_json", "non_finite_number"}
+
+
+def test_bulk_histogram_observation_matches_one_by_one() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+    from prometheus_client.exposition import generate_latest
+
+    from shared.runtime.metrics import LATENCY_BUCKETS, observe_many
+
+    values = [0.0, 0.001, 0.0011, 0.3, 7.0, 99.0, 0.05, 0.05]
+    one, bulk = CollectorRegistry(), CollectorRegistry()
+    single = Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=one)
+    batched = Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=bulk)
+    for v in values:
+        single.observe(v)
+    observe_many(batched, values)
+    strip = [line for line in generate_latest(one).splitlines() if not line.startswith(b"h_created")]
+    assert strip == [line for line in generate_latest(bulk).splitlines() if not line.startswith(b"h_created")]
