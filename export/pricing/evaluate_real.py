@@ -95,7 +95,8 @@ def evaluate_dunnhumby(data_dir: Path, config: TrainConfig, plot_path: Path | No
 
 def evaluate_olist(data_dir: Path, config: TrainConfig) -> dict[str, Any]:
     train, test = load_olist(data_dir).split(OLIST_HOLDOUT_MONTHS)
-    small = TrainConfig(epochs=200, batch_size=256, lr=3e-3, hidden=16, seed=config.seed, threads=config.threads)
+    small = TrainConfig(epochs=60, batch_size=128, lr=3e-3, weight_decay=1e-3, hidden=16, seed=config.seed,
+                        threads=config.threads)
     net, _ = fit(train_data(train), small)
     units, elast = predict(net, test.context, test.price, test.ref_price)
     loglog = LogLogModel().fit(train)
