@@ -48,7 +48,8 @@ def deviation(want: np.ndarray, got: np.ndarray, rtol: float = 0.0) -> tuple[flo
     if want.size == 0:
         return 0.0, 0.0
     same = (want == got) | np.isnan(want)  # equal infinities and matching NaNs are no deviation
-    diff = np.where(same, 0.0, np.abs(want - got))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(want - got))
     return float(diff.max()), float(np.max(diff - rtol * np.abs(np.where(same, 0.0, want))))
 
 
@@ -78,8 +79,9 @@ def check_parity(
     max_abs, excess = compare(reference, candidate, spec.output_names, spec.rtol)
     for name in spec.output_names:
         ok = excess[name] <= spec.atol
-        logger.info("parity model=%s output=%s max_abs_diff=%.3g atol=%.3g rtol=%.3g %s",
-                    spec.name, name, max_abs[name], spec.atol, spec.rtol, "ok" if ok else "FAILED")
+        logger.log(logging.INFO if ok else logging.WARNING,
+                   "parity model=%s output=%s max_abs_diff=%.3g atol=%.3g rtol=%.3g %s",
+                   spec.name, name, max_abs[name], spec.atol, spec.rtol, "ok" if ok else "FAILED")
     failed = [name for name in spec.output_names if excess[name] > spec.atol]
     if failed:
         worst = max(failed, key=lambda name: excess[name])
