@@ -91,9 +91,9 @@ def exposed_series() -> dict[str, frozenset[str]]:
     return series
 
 
-def substitute(expr: str, service: str = ".+") -> str:
+def substitute(expr: str, service: str = ".+", rate_interval: str = "1m") -> str:
     """A Grafana query as Prometheus receives it."""
-    for variable, value in GRAFANA_VARIABLES.items():
+    for variable, value in {**GRAFANA_VARIABLES, "$__rate_interval": rate_interval}.items():
         expr = expr.replace(variable, value)
     return expr.replace("$service", service)
 

@@ -101,7 +101,7 @@ def kafka_panels() -> list[Panel]:
             (f"sum by (service, topic, partition) (shopstream_consumer_lag{{{SEL}}})", "{{topic}} [{{partition}}]"),
         ), "short", description="Records behind the log end, per input partition (librdkafka statistics)."),
         Panel("Paused and in-flight", (
-            (f"max by (service) (shopstream_paused{{{SEL}}})", "{{service}} paused"),
+            (zero_fill(f"max by (service) (shopstream_paused{{{SEL}}})"), "{{service}} paused"),
             (f"sum by (service) (shopstream_inflight_messages{{{SEL}}})", "{{service}} in flight"),
         ), "short", description="Paused = backpressure or a failing scorer; in flight = produced, not yet acked."),
         Panel("Rebalances (last 15 min)", (
