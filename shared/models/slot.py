@@ -259,12 +259,15 @@ class ModelSlot:
         if self._metrics is not None:
             gauge, service = self._metrics.model_info, self._metrics.service
             if old is not None:
-                i = old.info
                 with contextlib.suppress(KeyError):  # someone else may have cleared the series
-                    gauge.remove(service, i.name, i.version, i.sha256, i.provider)
-            i = loaded.info
-            gauge.labels(service, i.name, i.version, i.sha256, i.provider).set(1)
+                    gauge.remove(service, *_info_labels(old.info))
+            gauge.labels(service, *_info_labels(loaded.info)).set(1)
         logger.info("model=%s now serving version=%s (was %s) provider=%s",
                     self.name, loaded.manifest.version, old.manifest.version if old else "nothing",
                     loaded.model.provider)
         return True
+
+
+def _info_labels(info: ModelInfo) -> tuple[str, str, str, str]:
+    # The runtime labels the model info gauge with a 12-character sha256 prefix: keep the same series.
+    return info.name, info.version, info.sha256[:12], info.provider

@@ -80,13 +80,13 @@ def test_swap_to_newer_version_then_refuse_a_corrupt_one(setup: Setup) -> None:
     assert failures(metrics, "checksum") == 1.0, "a refused version is not retried every poll"
     info = metrics.registry.get_sample_value(
         "shopstream_model_info",
-        {"service": "svc", "model": "linear", "model_version": "v0002", "sha256": v2.sha256,
+        {"service": "svc", "model": "linear", "model_version": "v0002", "sha256": v2.sha256[:12],
          "provider": "CPUExecutionProvider"},
     )
     assert info == 1.0
     assert metrics.registry.get_sample_value(
         "shopstream_model_info", {"service": "svc", "model": "linear", "model_version": "v0001",
-                                  "sha256": repo.get("linear", "v0001").sha256,
+                                  "sha256": repo.get("linear", "v0001").sha256[:12],
                                   "provider": "CPUExecutionProvider"}) is None
 
 
@@ -154,3 +154,26 @@ def test_nothing_to_load_is_a_clear_error(setup: Setup) -> None:
         slot.load()
     with pytest.raises(ModelError, match="not loaded"):
         _ = slot.model_info
+
+
+def test_swap_under_load_serves_every_batch_once_and_never_goes_back(setup: Setup) -> None:
+    repo, clock, metrics = setup
+    publish_linear(repo, seed=1)
+    slot = make_slot(repo, clock, metrics, background=True)
+    slot.load()
+    served: list[str] = []
+    for batch in range(400):
+        current = slot.current  # one read per batch: model and manifest stay consistent
+        scores = current.model.run(X)["score"]
+        assert scores.shape == (3, 1)
+        served.append(current.manifest.version)
+        if batch == 10:
+            publish_linear(repo, seed=2)
+        clock.now += 1.0
+        slot.maybe_swap(block=batch == 399 and served[-1] == "v0001")
+        if served[-1] == "v0002" and len(served) > 20:
+            break
+    slot.close()
+    switch = served.index("v0002")
+    assert served[:switch] == ["v0001"] * switch and set(served[switch:]) == {"v0002"}
+    assert slot.model_info.version == "v0002" and not slot.refused
