@@ -26,5 +26,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         from export.cli import run_export
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"'shopstream export' needs the train extra (pip install 'shopstream[train]'): {exc}") from exc
+        hint = "pip install 'shopstream[train]'"
+        raise ConfigError(f"'shopstream export' needs the train extra ({hint}): {exc}") from exc
     return run_export(args.args or ["--help"])
