@@ -92,11 +92,13 @@ class OnnxModel:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # node-placement warnings on GPU are noise; errors still show
         last_error: Exception | None = None
-        for provider in usable_providers(self.requested):
+        usable = usable_providers(self.requested)
+        for i, provider in enumerate(usable):
             try:
                 with quiet_ort():
+                    # The providers after this one take the nodes it cannot run (TensorRT → CUDA → CPU).
                     session = ort.InferenceSession(
-                        model, sess_options=options, providers=_provider_list(provider), enable_fallback=0
+                        model, sess_options=options, providers=usable[i:], enable_fallback=0
                     )
             except Exception as exc:  # ORT raises its own pybind types (Fail, InvalidGraph...)
                 last_error = exc
@@ -177,10 +179,6 @@ class OnnxModel:
             binding.bind_output(name, self._device)
         self._session.run_with_iobinding(binding)
         return dict(zip(self._output_names, binding.copy_outputs_to_cpu(), strict=True))
-
-
-def _provider_list(provider: str) -> list[str]:
-    return [provider] if provider == CPU else [provider, CPU]
 
 
 def _as_specs(expected: SpecLike) -> list[TensorSpec]:

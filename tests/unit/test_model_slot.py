@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,18 +163,17 @@ def test_swap_under_load_serves_every_batch_once_and_never_goes_back(setup: Setu
     slot = make_slot(repo, clock, metrics, background=True)
     slot.load()
     served: list[str] = []
-    for batch in range(400):
+    deadline = time.monotonic() + 60
+    while served.count("v0002") < 5 and time.monotonic() < deadline:
         current = slot.current  # one read per batch: model and manifest stay consistent
-        scores = current.model.run(X)["score"]
-        assert scores.shape == (3, 1)
+        assert current.model.run(X)["score"].shape == (3, 1)
         served.append(current.manifest.version)
-        if batch == 10:
+        if len(served) == 10:
             publish_linear(repo, seed=2)
         clock.now += 1.0
-        slot.maybe_swap(block=batch == 399 and served[-1] == "v0001")
-        if served[-1] == "v0002" and len(served) > 20:
-            break
+        slot.maybe_swap()
+        time.sleep(0.001)  # a batch's worth of work while v2 is prepared beside v1
     slot.close()
     switch = served.index("v0002")
-    assert served[:switch] == ["v0001"] * switch and set(served[switch:]) == {"v0002"}
+    assert switch >= 10 and served[:switch] == ["v0001"] * switch and set(served[switch:]) == {"v0002"}
     assert slot.model_info.version == "v0002" and not slot.refused
