@@ -1,0 +1,127 @@
+"""The fraud scorer: velocity state per user, one batched ONNX call, decisions and reasons.
+
+Per micro-batch:
+
+1. each payment is featurised against its user's velocity state (read from the keyed state
+   store; several payments of one user in a batch see each other, in offset order);
+2. one ONNX call scores the batch, a second explains the flagged rows (reason codes);
+3. the thresholds turn probabilities into decisions; declines also go to the alerts topic;
+4. only then are the updated states written to the store (they reach the changelog with
+   the batch's scores), so a batch the model failed on leaves the state untouched and a
+   retry computes the same features.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from services.fraud.decisions import decide, fallback, outputs_for
+from services.fraud.features import Txn, featurize_and_update, from_transaction
+from services.fraud.model import make_slot, probabilities, reasons
+from services.fraud.settings import FraudSettings
+from services.fraud.velocity import VelocityState
+from shared.errors import ScoringError
+from shared.models.slot import ModelSlot
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scored, Scorer, ScoreResult
+from shared.runtime.state import StateStore
+from shared.schemas.payments import FraudScore, Transaction
+
+logger = logging.getLogger(__name__)
+
+
+class FraudScorer(Scorer[Transaction]):
+    input_schema: ClassVar[type[BaseModel]] = Transaction
+    output_schema: ClassVar[type[BaseModel]] = FraudScore
+    stateful: ClassVar[bool] = True
+
+    def __init__(self, settings: FraudSettings, slot: ModelSlot | None = None) -> None:
+        self.settings = settings
+        self._slot = slot or make_slot(settings, settings.model_name)
+        self._state: StateStore | None = None
+
+    def load(self, context: LoadContext) -> None:
+        self._state = context.state if context.state is not None else StateStore()
+        self._slot.load()
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._slot.model_info if self._slot.loaded else super().model_info
+
+    def extra_output_topics(self) -> Sequence[str]:
+        return (self.settings.alerts_topic,)
+
+    def key_of(self, event: Transaction) -> str | None:
+        return event.user_id
+
+    def score(self, batch: Sequence[Event[Transaction]]) -> Sequence[ScoreResult]:
+        assert self._state is not None, "load() first"
+        results: list[ScoreResult | None] = [None] * len(batch)
+        states: dict[tuple[int, str], VelocityState] = {}
+        rows: list[int] = []
+        numeric, categorical = [], []
+        for i, event in enumerate(batch):
+            txn = self._txn(event.value)
+            if isinstance(txn, Rejected):
+                results[i] = txn
+                continue
+            key = (event.partition, txn.user_id)
+            if key not in states:
+                states[key] = VelocityState.from_dict(self._state.get(*key))
+            x, c = featurize_and_update(states[key], txn)
+            rows.append(i)
+            numeric.append(x)
+            categorical.append(c)
+        num = np.asarray(numeric, dtype=np.float32).reshape(len(rows), -1)
+        cat = np.asarray(categorical, dtype=np.int64).reshape(len(rows), -1)
+        for i, scored in zip(rows, self._decide(batch, rows, num, cat), strict=True):
+            results[i] = scored
+        for (partition, user), state in states.items():  # only after the model succeeded
+            self._state.put(partition, user, state.to_dict())
+        return [r for r in results if r is not None]
+
+    def _txn(self, t: Transaction) -> Txn | Rejected:
+        """Checks the schema cannot express (it already refuses missing fields, amount <= 0)."""
+        if t.currency not in self.settings.currency_rates:
+            return Rejected("unknown_currency", f"no EUR rate for currency {t.currency!r}")
+        if not t.amount > 0:
+            return Rejected("invalid_amount", f"amount must be positive, got {t.amount}")
+        return from_transaction(t, self.settings.currency_rates)
+
+    def _decide(
+        self, batch: Sequence[Event[Transaction]], rows: list[int], num: np.ndarray, cat: np.ndarray
+    ) -> list[Scored]:
+        s = self.settings
+        if not rows:
+            return []
+        loaded = self._slot.current
+        try:
+            prob = probabilities(loaded, num, cat)
+            if not np.all(np.isfinite(prob)):
+                raise ScoringError(f"model {loaded.manifest.version} returned non-finite probabilities")
+            decisions = [decide(p, s) for p in prob]
+            explain = [k for k, d in enumerate(decisions) if s.reasons_for == "all" or d != "approve"]
+            why: list[tuple[str, ...]] = [() for _ in rows]
+            for k, r in zip(explain, reasons(loaded, num[explain], cat[explain], prob[explain],
+                                             s.max_reasons, s.reason_min_delta), strict=True):  # fmt: skip
+                why[k] = r
+        except Exception as exc:
+            if s.model_error_policy == "retry":
+                raise ScoringError(f"fraud model failed on a batch of {len(rows)}: {exc}") from exc
+            logger.warning("fraud model failed (%s); deciding with policy %s", exc, s.model_error_policy)
+            prob, decisions, why = fallback(num, s)
+        version = loaded.manifest.version
+        return [
+            outputs_for(batch[i].value, float(prob[k]), decisions[k], why[k], version, s)
+            for k, i in enumerate(rows)
+        ]
+
+    def between_batches(self) -> None:
+        self._slot.maybe_swap()
+
+    def close(self) -> None:
+        self._slot.close()
