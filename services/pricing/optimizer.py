@@ -10,7 +10,6 @@ by construction; :func:`services.pricing.guardrails.violations` double-checks it
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -58,14 +57,23 @@ class Choice:
 
 def candidate_grid(limits: PriceLimits, k: int, ending: float | None) -> tuple[FloatArray, bool]:
     """``k`` prices in ``[lo, hi]``, ascending; snapped to ``n + ending`` when any fits."""
-    lo, hi = limits.lo, limits.hi
-    if ending is not None:
-        first, last = math.ceil(lo - ending - 1e-9), math.floor(hi - ending + 1e-9)
-        if last >= first and first >= 0:
-            idx = np.unique(np.round(np.linspace(first, last, min(k, last - first + 1))))
-            snapped = np.clip(idx + ending, lo, hi)
-            return np.pad(snapped, (0, k - len(snapped)), mode="edge"), True
-    return np.linspace(lo, hi, k), False
+    grids, snapped = candidate_grids(np.array([limits.lo]), np.array([limits.hi]), k, np.array([ending or np.nan]))
+    return grids[0], bool(snapped[0])
+
+
+def candidate_grids(
+    lo: FloatArray, hi: FloatArray, k: int, ending: FloatArray
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """Vectorised :func:`candidate_grid` for a batch; ``ending`` is NaN where there is none."""
+    steps = np.linspace(0.0, 1.0, k)[None, :]
+    plain = lo[:, None] + (hi - lo)[:, None] * steps
+    end = np.nan_to_num(ending, nan=0.0)
+    first = np.ceil(lo - end - 1e-9)
+    last = np.floor(hi - end + 1e-9)
+    snap = ~np.isnan(ending) & (last >= first) & (first >= 0)
+    whole = first[:, None] + np.round(steps * np.maximum(last - first, 0.0)[:, None])
+    snapped = np.clip(whole + end[:, None], lo[:, None], hi[:, None])
+    return np.where(snap[:, None], snapped, plain), snap
 
 
 def _bound_by(p: PricingProblem, grid: FloatArray, price: float) -> tuple[str, ...]:
@@ -85,9 +93,12 @@ def optimise(
     """Choose a price for every problem with a single ``model.predict`` call."""
     if not problems:
         return []
-    grids, endings = zip(*(candidate_grid(p.limits, k, p.ending) for p in problems), strict=True)
+    lo = np.array([p.limits.lo for p in problems])
+    hi = np.array([p.limits.hi for p in problems])
+    ending = np.array([np.nan if p.ending is None else p.ending for p in problems])
+    grids, endings = candidate_grids(lo, hi, k, ending)
     current = np.array([p.inputs.current_price for p in problems])
-    prices = np.column_stack([np.vstack(grids), current])  # [N, K + 1]
+    prices = np.column_stack([grids, current])  # [N, K + 1]
     ref = np.array([p.context.ref_price for p in problems])
     units32, elast32 = model.predict(context_matrix([p.context for p in problems]), log_price_ratio(prices, ref))
     units, elast = units32.astype(np.float64), elast32.astype(np.float64)
@@ -95,8 +106,6 @@ def optimise(
     value = units * (prices - cost) if objective == "profit" else units * prices
     # Holding the current price is always a candidate when it is inside the limits (even if it
     # does not end in .99), so a price ending never forces a move that earns less.
-    lo = np.array([p.limits.lo for p in problems])
-    hi = np.array([p.limits.hi for p in problems])
     holdable = (current >= lo - 1e-9) & (current <= hi + 1e-9)
     value[:, k] = np.where(holdable, value[:, k], -np.inf)
     best = np.argmax(value, axis=1)

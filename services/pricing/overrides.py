@@ -61,10 +61,17 @@ class Controls:
     ceiling: float | None
 
 
+_NONE = Override()
+
+
+def parse_global(source: ConfigSource) -> Override:
+    return _parse(source, GLOBAL_KEY)
+
+
 def _parse(source: ConfigSource, key: str) -> Override:
     raw = source.get(key)
     if raw is None:
-        return Override()
+        return _NONE
     try:
         return Override.model_validate(raw)
     except ValidationError as exc:
@@ -78,9 +85,15 @@ def _kill_reason(scope: str, override: Override) -> str | None:
     return f"kill switch on ({scope})" + (f": {override.reason}" if override.reason else "")
 
 
-def controls_for(sku: str, source: ConfigSource, defaults: GuardrailConfig) -> Controls:
-    """Merge service defaults, the global record and the SKU's record (the SKU wins)."""
-    glob, own = _parse(source, GLOBAL_KEY), _parse(source, sku)
+def controls_for(sku: str, source: ConfigSource, defaults: GuardrailConfig, glob: Override | None = None) -> Controls:
+    """Merge service defaults, the global record and the SKU's record (the SKU wins).
+
+    ``glob`` is the parsed global record when the caller already has it (once per batch).
+    """
+    glob = _parse(source, GLOBAL_KEY) if glob is None else glob
+    own = _parse(source, sku)
+    if glob is _NONE and own is _NONE:
+        return Controls(defaults, None, None, None, None)
     fields = {**glob.guardrail_fields(), **own.guardrail_fields()}
     try:
         guardrails = GuardrailConfig(**{**defaults.model_dump(), **fields}) if fields else defaults

@@ -20,7 +20,7 @@ from services.pricing.decisions import build_outputs, context_of
 from services.pricing.guardrails import Infeasible, PriceInputs, PriceLimits, hard_bounds, price_limits
 from services.pricing.model import LoadedDemandModel, make_slot
 from services.pricing.optimizer import PricingProblem, optimise
-from services.pricing.overrides import Controls, controls_for
+from services.pricing.overrides import Controls, controls_for, parse_global
 from services.pricing.settings import PricingSettings
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult
 from shared.runtime.state import StateStore
@@ -86,8 +86,9 @@ class PricingScorer(Scorer[PricingRequest]):
         version = loaded.manifest.version
         results: list[ScoreResult | None] = [None] * len(batch)
         problems: list[tuple[int, PricingProblem, Controls, str]] = []
+        glob = parse_global(self._config)  # one read of the kill switch per batch
         for i, event in enumerate(batch):
-            controls = controls_for(event.value.sku, self._config, self.settings.guardrails)
+            controls = controls_for(event.value.sku, self._config, self.settings.guardrails, glob)
             state = self._state.get(event.partition, event.value.sku) if self._state else None
             anchor, day = _day_anchor(event.value, state)
             previous = float(state["seen_price"]) if state and "seen_price" in state else None
