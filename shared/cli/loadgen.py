@@ -36,7 +36,9 @@ def sim_records(scenario: str, seed: int) -> Iterator[tuple[str, Record]]:
     from shared.sim import TOPIC_OF_STREAM, iter_records
 
     names = SIM_SCENARIOS if scenario == "all" else (scenario,)
-    streams = [((TOPIC_OF_STREAM[n], r) for r in iter_records(n, None, seed=seed)) for n in names]
+    # zip with repeat binds each stream's topic now; a generator expression would read the loop
+    # variable late and send every stream to the last topic.
+    streams = [zip(itertools.repeat(TOPIC_OF_STREAM[n]), iter_records(n, None, seed=seed)) for n in names]
     for group in zip(*streams, strict=True):
         yield from group
 
