@@ -25,6 +25,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--bursty", action="store_true", help="alternate 5 s at 2x and 5 s at 0.2x the rate")
     parser.add_argument("--bad-fraction", type=fraction, default=0.0, help="share of malformed events (DLQ demo)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--topic", help="produce to this topic instead of the scenario's default (one scenario)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_bootstrap(parser)
     parser.set_defaults(handler=run)
@@ -33,8 +34,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     require(args.count is not None or args.duration is not None or args.rate > 0,
             "an unthrottled producer needs --count or --duration")
+    require(args.topic is None or args.scenario != "all", "--topic needs a single scenario, not 'all'")
+    records = sim_records(args.scenario, args.seed)
+    if args.topic:
+        records = ((args.topic, record) for _, record in records)
     generator = LoadGenerator(
-        kafka_from_args(args), sim_records(args.scenario, args.seed), rate=args.rate, count=args.count,
+        kafka_from_args(args), records, rate=args.rate, count=args.count,
         duration_s=args.duration, bad_fraction=args.bad_fraction, bursty=args.bursty, seed=args.seed,
     )
     worker = threading.Thread(target=generator.run, daemon=True)
