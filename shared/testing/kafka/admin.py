@@ -77,7 +77,8 @@ def delete_topics(bootstrap: str, names: list[str], timeout: float = 30.0) -> No
     """Delete topics; missing ones are fine."""
     if not names:
         return
-    for name, future in admin_client(bootstrap).delete_topics(names, operation_timeout=timeout).items():
+    admin = admin_client(bootstrap)  # held: destroying the client fails its pending futures
+    for name, future in admin.delete_topics(names, operation_timeout=timeout).items():
         try:
             future.result(timeout)
         except KafkaException as exc:

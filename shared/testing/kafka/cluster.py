@@ -13,8 +13,9 @@ from types import TracebackType
 
 from shared.errors import HarnessError
 from shared.testing.kafka import admin
+from shared.testing.kafka.cds import CdsArchive
 from shared.testing.kafka.config import HOST, ListenerSpec
-from shared.testing.kafka.jars import ensure_kafka_jars, java_executable
+from shared.testing.kafka.jars import resolve_kafka
 from shared.testing.kafka.layout import plan_layout
 from shared.testing.kafka.node import KafkaNode
 from shared.testing.kafka.process import JvmOptions
@@ -75,13 +76,23 @@ class KafkaCluster:
         return self
 
     def stop_all(self, timeout: float = 20.0) -> None:
-        """Stop every node cleanly (SIGTERM, then SIGKILL after ``timeout``); data stays on disk."""
+        """Stop every node cleanly (SIGTERM to all at once, SIGKILL after ``timeout``); data stays on disk."""
+        for node in self._nodes.values():
+            node.terminate()
         for node in self._nodes.values():
             node.stop(timeout)
 
     def close(self) -> None:
-        """Stop every node and, unless a ``data_dir`` was given, delete the cluster's folder."""
+        """Stop every node and, unless a ``data_dir`` was given, delete the cluster's folder.
+
+        A temporary cluster's data is thrown away, so its nodes are simply killed (fast),
+        except one still writing the class-data archive, which needs a clean exit.
+        """
         try:
+            if self._owns_root:
+                for node in self._nodes.values():
+                    if not node.dumps_cds:
+                        node.kill()
             self.stop_all()
         finally:
             if self._owns_root and self._root is not None:
@@ -100,8 +111,7 @@ class KafkaCluster:
 
     def _build(self) -> None:
         settings = self._settings or HarnessSettings()
-        lib = ensure_kafka_jars(settings)
-        java = java_executable()
+        java, lib = resolve_kafka(settings)
         if self._data_dir is None:
             self._root, self._owns_root = Path(tempfile.mkdtemp(prefix="shopstream-kafka-")), True
         else:
@@ -109,7 +119,8 @@ class KafkaCluster:
         layout = plan_layout(self._root, self.size, self._ports, self._extra_listeners, self._overrides)
         self.cluster_id = layout.cluster_id
         jvm = self._jvm or JvmOptions(heap=settings.kafka_heap)
-        self._nodes = {spec.node_id: KafkaNode(spec, self.size, java, lib, jvm) for spec in layout.specs}
+        cds = CdsArchive(lib.parent, java.version_text)
+        self._nodes = {spec.node_id: KafkaNode(spec, self.size, java.path, lib, jvm, cds) for spec in layout.specs}
 
     def _require_cluster_id(self) -> str:
         if self.cluster_id is None:

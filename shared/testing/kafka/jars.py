@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import HarnessError
@@ -38,7 +39,15 @@ def pom_digest(pom: Path = POM) -> str:
     return hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
 
 
-def java_executable() -> str:
+@dataclass(frozen=True)
+class JavaRuntime:
+    path: str
+    major: int
+    version_text: str
+    """What ``java -version`` printed: identifies the build (a CDS archive is only valid for one)."""
+
+
+def java_runtime() -> JavaRuntime:
     """The ``java`` on PATH, checked to be version 17 or newer."""
     java = shutil.which("java")
     if java is None:
@@ -52,7 +61,7 @@ def java_executable() -> str:
         raise HarnessError(f"`{java} -version` did not report a version: {proc.stderr.strip()!r}; {INSTALL_HINT}")
     if version < MIN_JAVA:
         raise HarnessError(f"Kafka 4.1 needs Java {MIN_JAVA}+, but `{java}` is Java {version}; {INSTALL_HINT}")
-    return java
+    return JavaRuntime(java, version, proc.stderr.strip())
 
 
 def _java_major(text: str) -> int | None:
@@ -79,22 +88,27 @@ def maven_executable() -> str:
 
 
 def ensure_kafka_jars(settings: HarnessSettings | None = None, pom: Path = POM) -> Path:
-    """The folder of Kafka's jars (a ``java -cp '<dir>/*'`` entry), resolving them if needed.
+    """The folder of Kafka's jars, resolving them from Maven Central if they are not cached yet.
 
     Raises :class:`HarnessError` at once, saying what to install, when Java 17+ is missing,
     or Maven is missing and the jars are not cached yet.
     """
-    java_executable()
+    return resolve_kafka(settings, pom)[1]
+
+
+def resolve_kafka(settings: HarnessSettings | None = None, pom: Path = POM) -> tuple[JavaRuntime, Path]:
+    """The checked Java runtime and the folder of Kafka's jars (see :func:`ensure_kafka_jars`)."""
+    java = java_runtime()
     cache = (settings or HarnessSettings()).jar_cache_root() / pom_digest(pom)
     lib = cache / "lib"
     if (cache / _MARKER).is_file():
-        return lib
+        return java, lib
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (cache / _MARKER).is_file():  # another process may have finished meanwhile
             _resolve_into(cache, pom, maven_executable())
-    return lib
+    return java, lib
 
 
 def _resolve_into(cache: Path, pom: Path, mvn: str) -> None:

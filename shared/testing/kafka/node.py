@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shared.errors import HarnessError
 from shared.testing.kafka.admin import wait_until_ready
+from shared.testing.kafka.cds import CdsArchive
 from shared.testing.kafka.config import NodeSpec, write_node_config
 from shared.testing.kafka.process import JvmOptions, JvmProcess, java_command, run_tool
 
@@ -30,15 +31,18 @@ class KafkaNode:
     The constructor only records the spec; ``format`` and ``start`` do the work.
     """
 
-    def __init__(self, spec: NodeSpec, cluster_size: int, java: str, lib: Path, jvm: JvmOptions) -> None:
+    def __init__(self, spec: NodeSpec, cluster_size: int, java: str, lib: Path, jvm: JvmOptions,
+                 cds: CdsArchive | None = None) -> None:
         self.spec = spec
         self._size = cluster_size
         self._java = java
         self._lib = lib
         self._jvm = jvm
-        argv = self._argv("kafka.Kafka", [str(spec.properties_path)])
-        self._process = JvmProcess(argv, spec.log_path)
+        self._cds = cds
+        self._process = JvmProcess(spec.log_path)
         self.frozen = False
+        self.dumps_cds = False
+        """This node's JVM writes the class-data archive when it exits cleanly."""
 
     @property
     def node_id(self) -> int:
@@ -56,8 +60,10 @@ class KafkaNode:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def _argv(self, main_class: str, args: list[str]) -> list[str]:
-        return java_command(self._java, self._lib, main_class, args, self._jvm,
+    def _argv(self, main_class: str, args: list[str], claim_cds_dump: bool = False) -> list[str]:
+        flags = self._cds.flags(claim_cds_dump) if self._cds is not None else []
+        self.dumps_cds = self.dumps_cds or any(flag.startswith("-XX:ArchiveClassesAtExit") for flag in flags)
+        return java_command(self._java, self._lib, main_class, args, self._jvm, extra_flags=flags,
                             log4j=self.spec.log4j_path, logs_dir=self.spec.root / "logs")
 
     def format(self, cluster_id: str) -> None:
@@ -74,7 +80,7 @@ class KafkaNode:
         """Launch the JVM; returns at once (see :meth:`wait_ready`)."""
         if not self.spec.formatted:
             raise HarnessError(f"node {self.node_id} in {self.spec.root} is not formatted")
-        self._process.start()
+        self._process.start(self._argv("kafka.Kafka", [str(self.spec.properties_path)], claim_cds_dump=True))
         self.frozen = False
 
     def wait_ready(self, timeout: float = 90.0) -> None:
@@ -84,13 +90,23 @@ class KafkaNode:
         except HarnessError as exc:
             raise HarnessError(f"node {self.node_id}: {exc}\n--- {self.spec.log_path} ---\n{self.log_tail()}") from exc
 
+    def terminate(self) -> None:
+        """Send SIGTERM and return; :meth:`stop` waits for the exit."""
+        self._process.terminate()
+
     def stop(self, timeout: float = 20.0) -> None:
         self._process.stop(timeout)
-        self.frozen = False
+        self._exited()
 
     def kill(self) -> None:
         self._process.kill()
+        self._exited()
+
+    def _exited(self) -> None:
         self.frozen = False
+        if self.dumps_cds and self._cds is not None:
+            self.dumps_cds = False
+            self._cds.finish_dump()
 
     def freeze(self) -> None:
         self._process.freeze()

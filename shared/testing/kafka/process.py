@@ -46,15 +46,21 @@ class JvmOptions:
                 "-Xshare:auto", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", *self.extra]
 
 
-def java_command(java: str, lib: Path, main_class: str, args: Sequence[str], jvm: JvmOptions,
-                 log4j: Path | None = None, logs_dir: Path | None = None) -> list[str]:
-    """The argv of ``java ... -cp '<lib>/*' main_class args`` (the JVM expands the wildcard)."""
-    props = []
+def java_command(java: str, lib: Path, main_class: str, args: Sequence[str], jvm: JvmOptions, *,
+                 extra_flags: Sequence[str] = (), log4j: Path | None = None,
+                 logs_dir: Path | None = None) -> list[str]:
+    """The argv of ``java <flags> -cp <every jar in lib> main_class args``.
+
+    The jars are listed in sorted order rather than as ``lib/*``, whose expansion follows
+    directory order: a CDS archive is only accepted for the exact classpath it was made with.
+    """
+    props = list(extra_flags)
     if log4j is not None:
         props.append(f"-Dlog4j2.configurationFile={log4j}")
     if logs_dir is not None:
         props.append(f"-Dkafka.logs.dir={logs_dir}")
-    return [java, *jvm.flags(), *props, "-cp", f"{lib}/*", main_class, *args]
+    classpath = os.pathsep.join(sorted(str(jar) for jar in lib.glob("*.jar")))
+    return [java, *jvm.flags(), *props, "-cp", classpath, main_class, *args]
 
 
 def run_tool(argv: Sequence[str], timeout: float) -> str:
@@ -71,8 +77,7 @@ def run_tool(argv: Sequence[str], timeout: float) -> str:
 class JvmProcess:
     """One long-running JVM whose stdout and stderr go to ``log_path``."""
 
-    def __init__(self, argv: Sequence[str], log_path: Path) -> None:
-        self._argv = list(argv)
+    def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -84,17 +89,17 @@ class JvmProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self) -> None:
+    def start(self, argv: Sequence[str]) -> None:
         if self.running:
             raise HarnessError(f"JVM {self.pid} is already running")
         setpriv = shutil.which("setpriv")
         prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen([*prefix, *self._argv], stdin=subprocess.DEVNULL, stdout=log,
+            self._proc = subprocess.Popen([*prefix, *argv], stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, start_new_session=True)
         with _LIVE_LOCK:
             _LIVE.add(self._proc)
-        logger.debug("started JVM %d: %s", self._proc.pid, " ".join(self._argv[-2:]))
+        logger.debug("started JVM %d: %s", self._proc.pid, " ".join(argv[-2:]))
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM (Kafka's clean shutdown), then SIGKILL if it has not exited within ``timeout``."""
@@ -102,14 +107,18 @@ class JvmProcess:
         if proc is None or proc.poll() is not None:
             self._reap()
             return
-        self._signal(signal.SIGTERM)
-        self._signal(signal.SIGCONT)  # a frozen JVM cannot act on SIGTERM
+        self.terminate()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             logger.warning("JVM %s ignored SIGTERM for %.0fs; killing it", self.pid, timeout)
             self.kill()
         self._reap()
+
+    def terminate(self) -> None:
+        """Ask for a clean shutdown (SIGTERM) without waiting for it."""
+        self._signal(signal.SIGTERM)
+        self._signal(signal.SIGCONT)  # a frozen JVM cannot act on SIGTERM
 
     def kill(self) -> None:
         """SIGKILL the whole process group and wait for it: a crash, not a shutdown."""
