@@ -44,10 +44,10 @@ def _lgbm(train_set: SimSet, test: SimSet) -> np.ndarray:
     return np.asarray(gbm.predict_proba(np.hstack([test.numeric, test.categorical])))[:, 1]
 
 
-def sim_comparison(hours: float = 6.0, seed: int = 7) -> dict[str, dict[str, float]]:
+def sim_comparison(hours: float = 4.0, seed: int = 7, cache: Path | None = None) -> dict[str, dict[str, float]]:
     """All models on one shop, time split 60/40."""
     torch.set_num_threads(1)
-    train_set, test = build(hours, seed=seed).time_split(0.6)
+    train_set, test = build(hours, seed=seed, cache_dir=cache).time_split(0.6)
     scores: dict[str, np.ndarray] = {"rules (amount + velocity thresholds)": Rules().score(test.numeric)}
     lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     lr.fit(train_set.numeric, train_set.label)
@@ -61,11 +61,13 @@ def sim_comparison(hours: float = 6.0, seed: int = 7) -> dict[str, dict[str, flo
     return {name: evaluate(test.label, s, test.attack) for name, s in scores.items()}
 
 
-def finetune_comparison(source_hours: float = 4.0, target_minutes: float = 15.0) -> dict[str, dict[str, float]]:
+def finetune_comparison(
+    source_hours: float = 4.0, target_minutes: float = 15.0, cache: Path | None = None
+) -> dict[str, dict[str, float]]:
     """Shop A → shop B (other users, merchants and fraud mix) with little target data."""
     torch.set_num_threads(1)
-    source = build(source_hours, seed=7, shop="A")
-    target = build(target_minutes / 60.0 + 2.0, seed=11, shop="B", mix=SHOP_B_MIX)
+    source = build(source_hours, seed=7, shop="A", cache_dir=cache).time_split(0.6)[0]
+    target = build(target_minutes / 60.0 + 2.0, seed=11, shop="B", mix=SHOP_B_MIX, cache_dir=cache)
     small, test = target.time_split(target_minutes / (target_minutes + 120.0))
     logger.info("target: %d rows (%d fraud) to adapt, %d to test", len(small), small.label.sum(), len(test))
     pretrained = fit_mlp(source)
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("ulb", "sim", "finetune", "all"))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--hours", type=float, default=6.0)
+    parser.add_argument("--hours", type=float, default=4.0)
+    parser.add_argument("--cache", type=Path, help="keep featurised simulated sets here (npz) for reruns")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.what in ("ulb", "all"):
@@ -90,9 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         results = cross_validate(x, y, ("logistic_regression", "lightgbm", "mlp"))
         print(format_table(results, len(y), int(y.sum())))
     if args.what in ("sim", "all"):
-        print(format_rows(sim_comparison(args.hours), COLUMNS))
+        print(format_rows(sim_comparison(args.hours, cache=args.cache), COLUMNS))
     if args.what in ("finetune", "all"):
-        print(format_rows(finetune_comparison(), COLUMNS))
+        print(format_rows(finetune_comparison(cache=args.cache), COLUMNS))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -66,15 +67,30 @@ def simulate(
     return txns, np.asarray(labels, dtype=np.int64), np.asarray(attacks)
 
 
-def build(hours: float, *, seed: int = 7, shop: str = "A", mix: FraudMix | None = None) -> SimSet:
-    """Simulate and featurise ``hours`` of payments of one shop."""
+def build(
+    hours: float, *, seed: int = 7, shop: str = "A", mix: FraudMix | None = None, cache_dir: Path | None = None
+) -> SimSet:
+    """Simulate and featurise ``hours`` of payments of one shop (reusing ``cache_dir`` copies)."""
+    mix = mix or FraudMix()
+    desc = (f"sim payments seed={seed} shop={shop} hours={hours:g} mix=ct{mix.card_testing:g}/"
+            f"ato{mix.account_takeover:g}/vel{mix.velocity:g}")  # fmt: skip
+    cached = cache_dir / (desc.replace(" ", "_").replace("/", "-") + ".npz") if cache_dir else None
+    if cached is not None and cached.exists():
+        with np.load(cached) as z:
+            return SimSet(z["numeric"], z["categorical"], z["label"], z["attack"], z["ts_ms"], desc)
+    data = _build(hours, seed, shop, mix, desc)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, numeric=data.numeric, categorical=data.categorical, label=data.label,
+                 attack=data.attack, ts_ms=data.ts_ms)  # fmt: skip
+    return data
+
+
+def _build(hours: float, seed: int, shop: str, mix: FraudMix, desc: str) -> SimSet:
     start = time.perf_counter()
     txns, labels, attacks = simulate(hours, seed=seed, shop=shop, mix=mix)
     numeric, categorical = replay(txns)
     ts = np.asarray([t.ts_ms for t in txns], dtype=np.int64)
     order = np.argsort(ts, kind="stable")
-    mix = mix or FraudMix()
-    desc = (f"sim payments seed={seed} shop={shop} hours={hours:g} mix=ct{mix.card_testing:g}/"
-            f"ato{mix.account_takeover:g}/vel{mix.velocity:g}")  # fmt: skip
     logger.info("%s: %d payments, %d fraud, %.1f s", desc, len(labels), int(labels.sum()), time.perf_counter() - start)
     return SimSet(numeric, categorical, labels, attacks, ts, desc).take(order)

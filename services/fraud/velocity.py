@@ -70,7 +70,7 @@ class VelocityState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "r": self.recent, "h": self.hours, "dev": self.devices, "cty": self.countries,
-            "n": self.n, "mu": round(self.mu, 6), "m2": round(self.m2, 6), "last": self.last_ts,
+            "n": self.n, "mu": self.mu, "m2": self.m2, "last": self.last_ts,  # floats survive JSON exactly
         }  # fmt: skip
 
     def seen(self, crc: int) -> bool:
