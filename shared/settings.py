@@ -11,8 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -23,6 +28,8 @@ DEFAULT_PROVIDERS: tuple[ExecutionProvider, ...] = ("tensorrt", "cuda", "cpu")
 
 class KafkaSettings(BaseModel):
     """How to reach the Kafka cluster."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors must never quote a password
 
     bootstrap_servers: str = "127.0.0.1:9092"
     """Comma-separated host:port list."""
@@ -130,6 +137,11 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHOPSTREAM_",
         env_nested_delimiter="__",
+        # a secrets dir holds one file per setting, named like the env var:
+        # ``<secrets_dir>/SHOPSTREAM_FRAUD_KAFKA__SASL_PASSWORD``
+        secrets_nested_delimiter="__",
+        # validation errors would otherwise quote the input (a password included) in messages
+        hide_input_in_errors=True,
         extra="ignore",
     )
 
@@ -147,6 +159,8 @@ class ServiceSettings(BaseSettings):
     models_dir: Path = Path("models")
     model_version: str | None = None
     """Pin a model version; ``None`` serves the latest and hot-swaps to newer ones."""
+    model_variant: Literal["fp32", "fp16", "int8"] = "fp32"
+    """Which exported variant to serve; fp16/int8 are written by ``shopstream export``."""
     model_poll_interval_s: float = Field(10.0, gt=0)
     execution_providers: list[ExecutionProvider] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS))
     """Tried in order; the first one ONNX Runtime can use wins."""
@@ -156,6 +170,19 @@ class ServiceSettings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log_json: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the plain secrets source reads top-level fields only; nested ones (KAFKA__SASL_PASSWORD)
+        # need this one, which reads the ``--secrets-dir`` given to the constructor
+        return init_settings, env_settings, dotenv_settings, NestedSecretsSettingsSource(file_secret_settings)
 
     @property
     def resolved_dlq_topic(self) -> str:

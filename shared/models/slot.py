@@ -94,7 +94,7 @@ class ModelSlot:
         self._warm_up = (tuple(warm_up_batches), dict(warm_up_dims or {}))
         self.poll_interval_s = poll_interval_s
         self.background = background
-        self._metrics = metrics
+        self._explicit_metrics = metrics
         self._on_failure = on_failure
         self._clock = clock
         self._current: LoadedModel | None = None
@@ -111,7 +111,13 @@ class ModelSlot:
         kwargs.setdefault("providers", tuple(settings.execution_providers))
         kwargs.setdefault("intra_op_threads", settings.intra_op_threads)
         kwargs.setdefault("poll_interval_s", settings.model_poll_interval_s)
+        if settings.model_variant != "fp32":
+            kwargs.setdefault("variant", settings.model_variant)
         return cls(ModelRepository(settings.models_dir), name, **kwargs)
+
+    @property
+    def _metrics(self) -> RuntimeMetrics | None:
+        return self._explicit_metrics or _process_metrics
 
     @property
     def current(self) -> LoadedModel:
@@ -266,6 +272,19 @@ class ModelSlot:
                     self.name, loaded.manifest.version, old.manifest.version if old else "nothing",
                     loaded.model.provider)
         return True
+
+
+_process_metrics: RuntimeMetrics | None = None
+
+
+def use_process_metrics(metrics: RuntimeMetrics | None) -> None:
+    """Make every slot of this process report to ``metrics`` unless given its own.
+
+    One service runs per process, and the runtime calls this before the scorer loads, so scorers
+    need no metrics plumbing for refused versions and the model info gauge to be reported.
+    """
+    global _process_metrics
+    _process_metrics = metrics
 
 
 def _info_labels(info: ModelInfo) -> tuple[str, str, str, str]:

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from shared.kafka.clients import make_consumer, make_producer, partition_lags
 from shared.kafka.message import MessageLike
+from shared.models.slot import use_process_metrics
 from shared.runtime.batcher import Batcher
 from shared.runtime.codec import DeadLetterRecord, RecordDecoder
 from shared.runtime.delivery import AtLeastOnce, Delivery, ExactlyOnce, OutRecord
@@ -100,6 +101,7 @@ class ServiceApp:
 
     def _load(self) -> None:
         s = self.settings
+        use_process_metrics(self.metrics)
         self.scorer.load(LoadContext(settings=s, state=self.state))
         info = self.scorer.model_info
         self.metrics.model_info.labels(s.service_name, info.name, info.version, info.sha256[:12], info.provider).set(1)
