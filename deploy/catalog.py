@@ -20,7 +20,6 @@ from prometheus_client.metrics import MetricWrapperBase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dashboards  # a sibling script, not a package
-from pydantic_settings import SettingsConfigDict
 
 from services.registry import load_service
 from shared.runtime.metrics import RuntimeMetrics
@@ -36,26 +35,9 @@ PROMQL_WORDS = frozenset({
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "15m", "$__interval": "15s"}
 
 
-INPUT_TOPICS = {
-    "recommendation": "clickstream.events",
-    "ad_ctr": "ads.impressions",
-    "pricing": "pricing.requests",
-    "fraud": "payments.transactions",
-}
-
-
 def settings_class(service: str) -> type[ServiceSettings]:
-    """The service's own settings class; until a service module exports ``SETTINGS_CLASS``, a
-    stand-in with the documented prefix and input topic (so deploy files can be checked early)."""
-    try:
-        return load_service(service).settings_class
-    except (ImportError, AttributeError):
-        pass
-    config = SettingsConfigDict(env_prefix=f"SHOPSTREAM_{service.upper()}_", env_nested_delimiter="__",
-                                extra="ignore")
-    namespace = {"model_config": config, "__annotations__": {"service_name": str, "input_topic": str},
-                 "service_name": service, "input_topic": INPUT_TOPICS[service]}
-    return type(f"StandIn{service.title()}Settings", (ServiceSettings,), namespace)
+    """The service's own settings class (``SETTINGS_CLASS`` of its module)."""
+    return load_service(service).settings_class
 
 
 def env_prefix(cls: type[ServiceSettings]) -> str:
