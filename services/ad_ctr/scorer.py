@@ -1,0 +1,129 @@
+"""The ad CTR scorer: every candidate of every request in a micro-batch in one ONNX call."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from services.ad_ctr.cache import EmbeddingCache
+from services.ad_ctr.features import candidate_rows, encode_rows, encode_titles
+from services.ad_ctr.model_io import CTR_INPUTS, CTR_OUTPUTS, CtrModelMeta, load_text_encoder
+from services.ad_ctr.ranking import expected_value_ranks
+from services.ad_ctr.settings import AdCtrSettings
+from shared.models.manifest import ModelManifest
+from shared.models.repository import ModelRepository
+from shared.models.session import OnnxModel
+from shared.models.slot import ModelSlot
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Rejected, Scored, Scorer, ScoreResult
+from shared.schemas.ads import AdRequest, CandidateScore, CtrScores
+
+logger = logging.getLogger(__name__)
+
+
+class AdCtrScorer(Scorer[AdRequest]):
+    """Calibrated pCTR per candidate and the bid x pCTR ranking, per ad request."""
+
+    input_schema: ClassVar[type[BaseModel]] = AdRequest
+    output_schema: ClassVar[type[BaseModel]] = CtrScores
+
+    def __init__(self, settings: AdCtrSettings) -> None:
+        self.settings = settings
+        self.cache = EmbeddingCache(settings.embedding_cache_size)
+        self._slot: ModelSlot | None = None
+        self._text: dict[str, tuple[CtrModelMeta, OnnxModel]] = {}
+        """CTR version -> its manifest meta and pinned text encoder (loaded beside it)."""
+        self._serving_version: str | None = None
+
+    def load(self, context: LoadContext) -> None:
+        self._slot = ModelSlot.from_settings(
+            self.settings, self.settings.model_name, expected_inputs=CTR_INPUTS, expected_outputs=CTR_OUTPUTS,
+            validate=self._prepare_text, warm_up_dims={"fields": 1, "text_dim": 1},
+        )
+        self._slot.load()
+
+    def _prepare_text(self, manifest: ModelManifest) -> None:
+        # Runs while a CTR version is being prepared (also in the slot's loader thread), so the
+        # encoder it needs is ready before the version can serve; a missing one refuses it.
+        meta = CtrModelMeta.of(manifest)
+        encoder = load_text_encoder(ModelRepository(self.settings.models_dir), meta,
+                                    self.settings.execution_providers, self.settings.intra_op_threads)
+        self._text[manifest.version] = (meta, encoder)
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._slot.model_info if self._slot is not None else super().model_info
+
+    def key_of(self, event: AdRequest) -> str | None:
+        return event.request_id
+
+    def between_batches(self) -> None:
+        if self._slot is not None:
+            self._slot.maybe_swap()
+
+    def close(self) -> None:
+        if self._slot is not None:
+            self._slot.close()
+
+    def check(self, request: AdRequest) -> Rejected | None:
+        """Business limits beyond the schema (which already refuses empty lists and bad bids)."""
+        n = len(request.candidates)
+        if n == 0:
+            return Rejected("no_candidates", "the request has no candidate ads")
+        if n > self.settings.max_candidates:
+            return Rejected("too_many_candidates", f"{n} candidates > max_candidates={self.settings.max_candidates}")
+        bad = [c.ad_id for c in request.candidates if not (math.isfinite(c.bid) and c.bid > 0)]
+        if bad:
+            return Rejected("invalid_bid", f"bids must be finite and > 0; bad for ads {bad[:5]}")
+        return None
+
+    def score(self, batch: Sequence[Event[AdRequest]]) -> Sequence[ScoreResult]:
+        if self._slot is None:
+            raise RuntimeError("load() was not called")
+        loaded = self._slot.current
+        meta, encoder = self._text[loaded.manifest.version]
+        if loaded.manifest.version != self._serving_version:
+            self.cache.clear()  # embeddings of the previous text encoder do not fit the new graph
+            self._serving_version = loaded.manifest.version
+        results: list[ScoreResult | None] = [self.check(e.value) for e in batch]
+        accepted = [e.value for e, r in zip(batch, results, strict=True) if r is None]
+        if not accepted:
+            return [r for r in results if r is not None]
+        pctr = self._predict(accepted, meta, encoder, loaded.model)
+        scored = iter(self._outputs(accepted, pctr, loaded.manifest.version))
+        return [r if r is not None else next(scored) for r in results]
+
+    def _predict(self, requests: list[AdRequest], meta: CtrModelMeta, encoder: OnnxModel,
+                 model: OnnxModel) -> np.ndarray:
+        rows = [row for r in requests for row in candidate_rows(r)]
+        cands = [c for r in requests for c in r.candidates]
+
+        def encode(titles: Sequence[str]) -> np.ndarray:
+            ids, mask = encode_titles(meta.text, titles)
+            return encoder.run({"token_ids": ids, "token_mask": mask})["embedding"]
+
+        text = self.cache.lookup([c.creative_id for c in cands], [c.title for c in cands], encode)
+        out = model.run({"sparse": encode_rows(meta.spec, rows), "text_emb": text})
+        return np.clip(out["pctr"].astype(np.float64), 0.0, 1.0)
+
+    @staticmethod
+    def _outputs(requests: list[AdRequest], pctr: np.ndarray, version: str) -> list[Scored]:
+        out, start = [], 0
+        for request in requests:
+            n = len(request.candidates)
+            p, start = pctr[start : start + n], start + n
+            bids = np.array([c.bid for c in request.candidates])
+            ev, ranks = expected_value_ranks(bids, p)
+            cands = tuple(
+                CandidateScore(ad_id=c.ad_id, pctr=float(p[i]), bid=c.bid, expected_value=float(ev[i]),
+                               rank=int(ranks[i]))
+                for i, c in enumerate(request.candidates)
+            )
+            record = CtrScores(request_id=request.request_id, candidates=cands, model_version=version,
+                               event_ts_ms=request.ts_ms)
+            out.append(Scored([Output(record, key=request.request_id)]))
+        return out

@@ -1,0 +1,108 @@
+"""Ad CTR building blocks without a model: features, cache, ranking, calibration, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.ad_ctr.cache import EmbeddingCache
+from services.ad_ctr.features import REQUEST_SPEC, TextSpec, bucket, encode_rows, encode_titles, title_tokens
+from services.ad_ctr.ranking import expected_value_ranks
+
+
+def test_feature_buckets_are_stable_across_processes_and_within_their_field_range() -> None:
+    # CRC32 of "device\x1fmobile" is fixed: a changed hash would silently break every served model.
+    assert bucket("device", "mobile", 8) == 2
+    assert bucket("creative_id", "cr000010", 8192) == 8191
+    rows = encode_rows(REQUEST_SPEC, [{"device": "mobile", "hour": 3}, {}])
+    assert rows.shape == (2, len(REQUEST_SPEC.fields)) and rows.dtype == np.int64
+    for j, (off, n) in enumerate(zip(REQUEST_SPEC.offsets, REQUEST_SPEC.buckets, strict=True)):
+        assert (off <= rows[:, j]).all() and (rows[:, j] < off + n).all()
+
+
+def test_titles_become_padded_hashed_tokens_with_a_mask() -> None:
+    spec = TextSpec(buckets=101, max_tokens=6)
+    ids, mask = encode_titles(spec, ["Free Shipping: Blue Mug", "!!!"])
+    assert title_tokens("Free Shipping") == ["free", "shipping", "free_shipping"]
+    assert mask[0].sum() == 6 and mask[1].sum() == 1  # 4 words + 3 bigrams cut at 6; "<empty>" token
+    assert (ids[mask == 0] == 0).all() and (ids[mask == 1] >= 1).all() and (ids < 101).all()
+
+
+def _encoder(calls: list[int]):
+    def encode(titles):
+        calls.append(len(titles))
+        return np.array([[float(len(t)), 1.0] for t in titles], dtype=np.float32)
+    return encode
+
+
+def test_cache_runs_the_encoder_only_on_distinct_misses_and_then_hits() -> None:
+    cache, calls = EmbeddingCache(capacity=10), []
+    first = cache.lookup(["a", "b", "a"], ["xx", "yyy", "xx"], _encoder(calls))
+    second = cache.lookup(["b", "a"], ["yyy", "xx"], _encoder(calls))
+    assert calls == [2]  # one encoder call, for "a" and "b" once each; none the second time
+    assert first[:, 0].tolist() == [2.0, 3.0, 2.0] and second[:, 0].tolist() == [3.0, 2.0]
+    assert (cache.hits, cache.misses) == (2, 3)
+
+
+def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
+    cache, calls = EmbeddingCache(capacity=2), []
+    enc = _encoder(calls)
+    cache.lookup(["a", "b"], ["a", "b"], enc)
+    cache.lookup(["a"], ["a"], enc)  # "a" is now the most recent
+    cache.lookup(["c"], ["c"], enc)  # evicts "b"
+    assert len(cache) == 2
+    cache.lookup(["a"], ["a"], enc)
+    cache.lookup(["b"], ["b"], enc)
+    assert calls == [2, 1, 1]  # "a" hit, "b" had to be encoded again
+
+
+def test_cache_of_size_zero_encodes_every_time() -> None:
+    cache, calls = EmbeddingCache(capacity=0), []
+    for _ in range(3):
+        cache.lookup(["a"], ["a"], _encoder(calls))
+    assert calls == [1, 1, 1] and len(cache) == 0
+
+
+@given(st.lists(st.tuples(st.floats(0.01, 100.0), st.floats(0.0, 1.0)), min_size=1, max_size=50))
+def test_ranks_follow_bid_times_pctr(pairs: list[tuple[float, float]]) -> None:
+    bids, pctr = np.array([b for b, _ in pairs]), np.array([p for _, p in pairs])
+    ev, ranks = expected_value_ranks(bids, pctr)
+    assert sorted(ranks.tolist()) == list(range(1, len(pairs) + 1))
+    by_rank = ev[np.argsort(ranks)]
+    assert (np.diff(by_rank) <= 0).all()
+    np.testing.assert_allclose(ev, bids * pctr)
+
+
+def test_equal_expected_values_keep_request_order() -> None:
+    _, ranks = expected_value_ranks(np.array([1.0, 2.0, 1.0]), np.array([0.2, 0.1, 0.2]))
+    assert ranks.tolist() == [1, 2, 3]
+
+
+def test_platt_calibration_is_monotone_and_fixes_an_overconfident_model() -> None:
+    from export.ad_ctr.metrics import ece, fit_platt
+
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(-3.0, 1.0, 20_000)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    raw = 3.0 * true_logit + 4.0  # overconfident and shifted
+    a, b = fit_platt(raw, y)
+    assert a > 0
+    grid = np.linspace(-20, 20, 101)
+    assert (np.diff(1 / (1 + np.exp(-(a * grid + b)))) >= 0).all()
+    before, after = ece(y, 1 / (1 + np.exp(-raw))), ece(y, 1 / (1 + np.exp(-(a * raw + b))))
+    assert after < 0.01 < before
+
+
+def test_auc_matches_sklearn_with_ties_and_bootstrap_brackets_it() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from export.ad_ctr.metrics import auc, bootstrap
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    p = np.round(rng.random(500) + 0.3 * y, 1)
+    assert auc(y, p) == pytest.approx(roc_auc_score(y, p))
+    (iv,) = bootstrap(auc, y, [p], n=200)
+    assert iv.low < iv.value < iv.high
