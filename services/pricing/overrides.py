@@ -8,7 +8,8 @@ Records on the compacted config topic (JSON objects):
   ``{"floor": 5.0, "ceiling": 12.0, "min_margin": 0.2}``.
 
 A tombstone removes the override. A record that does not validate is ignored with a warning,
-so a typo cannot switch pricing off (or on) by accident.
+so a typo cannot switch pricing off by accident, except that ``"kill_switch": true`` is still
+honoured in an otherwise broken record (stopping is always the safe side).
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def _parse(source: ConfigSource, key: str) -> Override:
         return Override.model_validate(raw)
     except ValidationError as exc:
         logger.warning("config override %r ignored: %s", key, exc.errors(include_url=False)[:3])
-        return Override()
+        # Fail safe: a record that clearly says "stop" is honoured even if the rest is broken.
+        if raw.get("kill_switch") is True:
+            return Override(kill_switch=True, reason=str(raw.get("reason", "invalid config record"))[:200])
+        return _NONE
 
 
 def _kill_reason(scope: str, override: Override) -> str | None:

@@ -115,3 +115,9 @@ def test_invalid_override_is_ignored_not_applied():
     scorer, _ = _scorer(StaticConfig({"*": {"kill_switch": "maybe"}}))
     d = _decision(scorer.score(_events([_request()]))[0])
     assert "kill_switch" not in d.bound_by
+
+
+def test_kill_switch_in_an_otherwise_broken_record_still_stops_pricing():
+    scorer, _ = _scorer(StaticConfig({"sku-1": {"kill_switch": True, "reason": "oops", "typo_field": 1}}))
+    d = _decision(scorer.score(_events([_request()]))[0])
+    assert d.bound_by == ("kill_switch",) and d.recommended_price == d.current_price
