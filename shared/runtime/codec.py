@@ -18,6 +18,11 @@ from shared.runtime.scorer import Event, Scorer
 from shared.schemas import headers as h
 from shared.schemas.base import decode
 
+OVERSIZED_KEEP_BYTES = 1024
+"""An oversized record's dead letter keeps only this much of its key and value: the whole record
+could not be published (it is over ``message.max.bytes``), and failing to publish a dead letter
+would stop the service on the same record after every restart."""
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetterRecord:
@@ -43,7 +48,7 @@ class RecordDecoder:
 
     def decode(self, msg: MessageLike) -> Event[BaseModel] | DeadLetterRecord:
         try:
-            value = self._validated_value(msg.value())
+            value = self._validated_value(msg.value(), msg.key())
             key = self._key(msg.key(), value)
         except InvalidEvent as exc:
             return self.dead_letter(msg, "InvalidEvent", exc.reason, exc.detail)
@@ -57,11 +62,13 @@ class RecordDecoder:
             timestamp_ms=timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
         )
 
-    def _validated_value(self, raw: bytes | None) -> BaseModel:
+    def _validated_value(self, raw: bytes | None, raw_key: bytes | None) -> BaseModel:
         if raw is None:
             raise InvalidEvent("missing_value", "the record has no value (tombstone)")
-        if len(raw) > self._max_bytes:
-            raise InvalidEvent("oversized", f"{len(raw)} bytes exceeds the limit of {self._max_bytes}")
+        size = len(raw) + (len(raw_key) if raw_key else 0)
+        if size > self._max_bytes:
+            raise InvalidEvent("oversized", f"key + value of {size} bytes exceeds the limit of {self._max_bytes}"
+                                            f" (the dead letter keeps the first {OVERSIZED_KEEP_BYTES} bytes)")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -95,9 +102,13 @@ class RecordDecoder:
             (h.SERVICE, self._service.encode()),
             (h.FAILED_AT, str(int(time.time() * 1000)).encode()),
         ]
+        key, value = msg.key(), msg.value()
+        if reason == "oversized":
+            key = key[:OVERSIZED_KEEP_BYTES] if key is not None else None
+            value = value[:OVERSIZED_KEEP_BYTES] if value is not None else None
         return DeadLetterRecord(
-            key=msg.key(),
-            value=msg.value(),
+            key=key,
+            value=value,
             headers=headers,
             reason=reason,
             partition=msg.partition() or 0,

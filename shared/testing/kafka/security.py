@@ -19,22 +19,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import (
-    AclBinding,
-    AclBindingFilter,
-    AclOperation,
-    AclPermissionType,
-    ResourcePatternType,
-    ResourceType,
-    ScramCredentialInfo,
-    ScramMechanism,
-    UserScramCredentialUpsertion,
-)
+
+# the submodules: confluent_kafka.admin re-exports these without declaring them for mypy
+from confluent_kafka.admin._acl import AclBinding, AclBindingFilter, AclOperation, AclPermissionType
+from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
+from confluent_kafka.admin._scram import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 from shared.errors import HarnessError
 from shared.testing.kafka.admin import admin_client
 from shared.testing.kafka.config import ListenerSpec
-from shared.testing.tls import TestPki
+from shared.testing.tls import GeneratedPki
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +40,7 @@ def secure_listener(port: int = 0) -> ListenerSpec:
     return ListenerSpec(SECURE_LISTENER, port, "SASL_SSL")
 
 
-def secure_overrides(pki: TestPki) -> dict[str, str]:
+def secure_overrides(pki: GeneratedPki) -> dict[str, str]:
     """server.properties entries for the ``SECURE`` listener, SCRAM and the StandardAuthorizer."""
     prefix = f"listener.name.{SECURE_LISTENER.lower()}"
     return {

@@ -1,0 +1,81 @@
+"""Raw bytes through the runtime's decoder (the echo service's schema): no crash, cheap size limits.
+
+The size check comes before any parsing, so an oversized record (or what a compression bomb
+expands to) is refused in microseconds, and its dead letter carries only a bounded prefix: a
+dead letter bigger than the producer's ``message.max.bytes`` could never be published, and
+the service would crash on the same record after every restart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.runtime.codec import OVERSIZED_KEEP_BYTES, DeadLetterRecord, RecordDecoder
+from shared.runtime.echo import EchoScorer
+from shared.runtime.scorer import Event
+from shared.schemas import headers as h
+from tests.unit.stubs import StubMessage
+
+LIMIT = 1_000_000
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def decoder() -> RecordDecoder:
+    return RecordDecoder(EchoScorer(), "echo", LIMIT, 500)  # type: ignore[arg-type]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=4096), key=st.one_of(st.none(), st.binary(max_size=100)))
+def test_arbitrary_bytes_never_raise_and_become_an_event_or_a_reasoned_dead_letter(raw: bytes,
+                                                                                   key: bytes | None) -> None:
+    out = decoder().decode(StubMessage(raw, key))
+    if isinstance(out, DeadLetterRecord):
+        assert dict(out.headers)[h.ERROR_REASON] == out.reason.encode() and out.reason
+    else:
+        assert out.key == (key or b"").decode()
+
+
+@FUZZ
+@given(document=json_values, key=st.text(min_size=1, max_size=64))
+def test_arbitrary_json_documents_never_raise(document: object, key: str) -> None:
+    raw = json.dumps(document, allow_nan=True).encode()
+    out = decoder().decode(StubMessage(raw, key.encode()))
+    assert isinstance(out, DeadLetterRecord | Event)
+    if isinstance(out, Event):  # only a real echo event can pass: an object with a matching id
+        assert isinstance(document, dict) and document.get("id") == key
+
+
+def test_an_expanded_compression_bomb_is_refused_before_parsing_in_microseconds() -> None:
+    bomb = b'{"id": "u1", "payload": "' + b"0" * 50_000_000 + b'"}'  # what 50 kB of zstd expands to
+    started = time.perf_counter()
+    out = decoder().decode(StubMessage(bomb, b"u1"))
+    elapsed = time.perf_counter() - started
+    assert isinstance(out, DeadLetterRecord) and out.reason == "oversized"
+    assert elapsed < 0.05, f"refusing an oversized record took {elapsed * 1000:.1f} ms"
+    assert out.value is not None and len(out.value) <= OVERSIZED_KEEP_BYTES
+    message = dict(out.headers)[h.ERROR_MESSAGE]
+    assert isinstance(message, bytes) and b"50000" in message  # the real size is reported
+
+
+def test_a_huge_key_counts_towards_the_limit_and_is_cut_in_the_dead_letter() -> None:
+    out = decoder().decode(StubMessage(b'{"id": "u1"}', b"k" * (LIMIT + 1)))
+    assert isinstance(out, DeadLetterRecord) and out.reason == "oversized"
+    assert out.key is not None and len(out.key) <= OVERSIZED_KEEP_BYTES
+
+
+def test_a_record_just_under_the_limit_keeps_all_its_bytes_in_the_dead_letter() -> None:
+    raw = b'{"id": "u1", "payload": "' + b"x" * (LIMIT - 40) + b'"}'
+    out = decoder().decode(StubMessage(raw, b"u1"))
+    assert isinstance(out, DeadLetterRecord) and out.reason != "oversized"  # payload is over its 100k max
+    assert out.value == raw
