@@ -95,23 +95,24 @@ def run_broker_forever(port: int | None = None, data_dir: Path | None = None) ->
     """Run one broker on ``port`` (default 9092) until Ctrl-C or SIGTERM, then stop it cleanly.
 
     Meant for the ``shopstream broker`` command: it prints the bootstrap address on stdout.
-    Raises :class:`HarnessError` if the broker cannot start or dies while running.
+    With ``data_dir`` the topics survive a restart. Raises :class:`HarnessError` if the
+    broker cannot start or dies while running. Call it from the main thread (signals).
     """
     stop = threading.Event()
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    # Explicit handlers: a shell starts background jobs with SIGINT ignored, which would
+    # otherwise make Ctrl-C (or `kill -INT`) a no-op.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with KafkaBroker(port=port or DEFAULT_PORT, data_dir=data_dir) as broker:
             print(f"Kafka broker ready at {broker.bootstrap_servers} (Ctrl-C to stop)", flush=True)
-            try:
-                while not stop.wait(1.0):
-                    if not broker.running:
-                        raise HarnessError(f"the broker exited:\n{broker.node.log_tail()}")
-            except KeyboardInterrupt:
-                pass
+            while not stop.wait(1.0):
+                if not broker.running:
+                    raise HarnessError(f"the broker exited:\n{broker.node.log_tail()}")
             print("stopping the Kafka broker...", flush=True)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
