@@ -6,12 +6,13 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
-from shared.testing.kafka import KafkaCluster
+from shared.testing.kafka import KafkaBroker, KafkaCluster
 from shared.testing.kafka.admin import admin_client, create_topics
 
 pytestmark = pytest.mark.integration
@@ -155,3 +156,19 @@ def test_idempotent_acks_all_producer_loses_and_duplicates_nothing_when_a_broker
     counts = Counter(int(v) for v in _read_all(bootstrap, topic, partitions))
     assert sorted(counts) == list(range(total))  # no loss
     assert max(counts.values()) == 1  # no duplicates
+
+
+@pytest.mark.slow
+def test_a_broker_restarted_on_its_data_dir_keeps_its_records(tmp_path: Path) -> None:
+    with KafkaBroker(data_dir=tmp_path / "kafka") as broker:
+        bootstrap = broker.bootstrap_servers
+        create_topics(bootstrap, {"kept": 2})
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        for i in range(500):
+            producer.produce("kept", key=str(i), value=str(i))
+        assert producer.flush(30) == 0
+        broker.stop()
+        assert not broker.running
+        broker.start()
+        assert broker.bootstrap_servers == bootstrap  # same port: clients need no new config
+        assert sorted(int(v) for v in _read_all(bootstrap, "kept", 2)) == list(range(500))
