@@ -18,7 +18,7 @@ from shared.testing.kafka.config import HOST, ListenerSpec
 from shared.testing.kafka.jars import resolve_kafka
 from shared.testing.kafka.layout import plan_layout
 from shared.testing.kafka.node import KafkaNode
-from shared.testing.kafka.process import JvmOptions
+from shared.testing.kafka.process import JvmOptions, remove_at_exit
 from shared.testing.settings import HarnessSettings
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class KafkaCluster:
         finally:
             if self._owns_root and self._root is not None:
                 shutil.rmtree(self._root, ignore_errors=True)
+                remove_at_exit(self._root, remove=False)
 
     def __enter__(self) -> KafkaCluster:
         try:
@@ -114,6 +115,7 @@ class KafkaCluster:
         java, lib = resolve_kafka(settings)
         if self._data_dir is None:
             self._root, self._owns_root = Path(tempfile.mkdtemp(prefix="shopstream-kafka-")), True
+            remove_at_exit(self._root)
         else:
             self._root = self._data_dir
         layout = plan_layout(self._root, self.size, self._ports, self._extra_listeners, self._overrides)

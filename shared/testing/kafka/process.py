@@ -27,7 +27,14 @@ from shared.errors import HarnessError
 logger = logging.getLogger(__name__)
 
 _LIVE: set[subprocess.Popen[bytes]] = set()
+_TEMP_DIRS: set[Path] = set()
 _LIVE_LOCK = threading.Lock()
+
+
+def remove_at_exit(path: Path, remove: bool = True) -> None:
+    """Delete ``path`` at interpreter exit, after the JVMs are dead (``remove=False`` forgets it)."""
+    with _LIVE_LOCK:
+        (_TEMP_DIRS.add if remove else _TEMP_DIRS.discard)(path)
 
 
 @dataclass(frozen=True)
@@ -149,10 +156,13 @@ class JvmProcess:
 @atexit.register
 def _kill_all_at_exit() -> None:
     with _LIVE_LOCK:
-        live = list(_LIVE)
+        live, temp_dirs = list(_LIVE), list(_TEMP_DIRS)
         _LIVE.clear()
+        _TEMP_DIRS.clear()
     for proc in live:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
+    for path in temp_dirs:
+        shutil.rmtree(path, ignore_errors=True)
