@@ -6,9 +6,10 @@ import os
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Message
 
 from shared.schemas import headers as h
 
@@ -22,6 +23,8 @@ class OutputTiming:
     last_ms: int
     latencies_ms: list[float]
     """Broker append time of each score minus its event time (``x-event-time-ms``)."""
+    event_times_ms: list[int] = field(default_factory=list)
+    """The event time of each latency above (to split a run into load phases)."""
 
     @property
     def throughput(self) -> float:
@@ -29,38 +32,63 @@ class OutputTiming:
         return self.count / span if span > 0 else float("nan")
 
     def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+        return percentile(self.latencies_ms, q)
+
+    def window(self, start_ms: int, end_ms: int) -> list[float]:
+        """Latencies of the events whose event time lies in ``[start_ms, end_ms)``."""
+        return [lat for lat, t in zip(self.latencies_ms, self.event_times_ms, strict=True) if start_ms <= t < end_ms]
 
 
-def read_output_timing(bootstrap: str, topic: str, expected: int, timeout_s: float = 300) -> OutputTiming:
-    """Read ``expected`` records of an output topic created with LogAppendTime timestamps."""
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by rank, NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+def read_output_timing(bootstrap: str, topic: str | Sequence[str], expected: int, timeout_s: float = 300,
+                       idle_s: float | None = None) -> OutputTiming:
+    """Read ``expected`` records of output topics created with LogAppendTime timestamps.
+
+    Several topics (scores and dead letters) are read together and counted as one. With
+    ``idle_s``, reading also ends once records have arrived and none came for that long (a
+    scorer may write nothing for some events); otherwise too few records is an error.
+    """
+    topics = [topic] if isinstance(topic, str) else list(topic)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "isolation.level": "read_committed"})
-    consumer.subscribe([topic])
+    consumer.subscribe(topics)
     stamps: list[int] = []
     latencies: list[float] = []
+    events: list[int] = []
     deadline = time.monotonic() + timeout_s
+    last_arrival = time.monotonic()
     try:
         while len(stamps) < expected and time.monotonic() < deadline:
+            if idle_s is not None and stamps and time.monotonic() - last_arrival > idle_s:
+                break
             for msg in consumer.consume(5000, 0.5):
-                if msg.error() is not None:
-                    continue
-                kind, stamp = msg.timestamp()
-                if kind != TIMESTAMP_LOG_APPEND_TIME:
-                    raise RuntimeError(f"{topic} must use message.timestamp.type=LogAppendTime")
-                stamps.append(stamp)
-                event_ms = dict(msg.headers() or []).get(h.EVENT_TIME_MS)
-                if event_ms:
-                    latencies.append(stamp - int(event_ms))
+                if msg.error() is None:
+                    _record(msg, stamps, latencies, events)
+                    last_arrival = time.monotonic()
     finally:
         consumer.close()
-    if len(stamps) < expected:
-        raise TimeoutError(f"only {len(stamps)} of {expected} records arrived on {topic}")
-    return OutputTiming(len(stamps), min(stamps), max(stamps), latencies)
+    if not stamps or (len(stamps) < expected and idle_s is None):
+        raise TimeoutError(f"only {len(stamps)} of {expected} records arrived on {', '.join(topics)}")
+    return OutputTiming(len(stamps), min(stamps), max(stamps), latencies, events)
+
+
+def _record(msg: Message, stamps: list[int], latencies: list[float], events: list[int]) -> None:
+    kind, stamp = msg.timestamp()
+    if kind != TIMESTAMP_LOG_APPEND_TIME:
+        raise RuntimeError(f"{msg.topic()} must use message.timestamp.type=LogAppendTime")
+    stamps.append(stamp)
+    event_ms = dict(msg.headers() or []).get(h.EVENT_TIME_MS)
+    if event_ms:
+        events.append(int(event_ms))
+        latencies.append(stamp - int(event_ms))
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,49 @@
-"""``shopstream bench``: benchmarks measured side by side in one run (see docs/benchmarks.md)."""
+"""``shopstream bench``: benchmarks measured side by side in one run (see docs/benchmarks.md).
+
+    shopstream bench all --out bench.md --plots docs/img     # everything, one broker, ~20 min
+    shopstream bench service fraud                             # one service vs its limits and peers
+    shopstream bench model                                     # model limits only (no broker)
+    shopstream bench runtime | scaling [svc] | delivery [svc] | gpu [svc]
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import platform
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from shared.bench.wiring import MODELS_DIR, REPO_ROOT
 from shared.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+SUITES = ("runtime", "model", "service", "scaling", "delivery", "all", "gpu")
+DEFAULT_PEER_PYTHON = REPO_ROOT / ".venv-quix" / "bin" / "python"
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("bench", help="run benchmarks (a benchmark, not a test)")
-    parser.add_argument("suite", choices=["runtime"], help="runtime: echo service vs bare and naive loops")
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--naive-events", type=int, default=3_000)
+    parser.add_argument("suite", choices=SUITES, help="runtime: echo vs bare/naive loops; model: ORT batch sweep; "
+                        "service SVC: one service vs model/I-O limits, naive loop and Quix peer; scaling: 1/2/4 "
+                        "instances; delivery: at-least-once vs exactly-once; all: every suite; gpu: CUDA/TensorRT")
+    parser.add_argument("target", nargs="?", help="the service (service, scaling, delivery, gpu)")
+    parser.add_argument("--events", type=int, default=20_000, help="pre-filled events per run")
+    parser.add_argument("--naive-events", type=int, default=1_500)
+    parser.add_argument("--peer-events", type=int, default=3_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-seconds", type=float, default=8.0, help="per load level")
+    parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON,
+                        help="interpreter with quixstreams installed (see docs/benchmarks.md)")
     parser.add_argument("--bootstrap-servers", help="use this Kafka instead of starting one")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
+    parser.add_argument("--plots", type=Path, help="write PNG plots into this folder")
     parser.set_defaults(handler=run)
 
 
@@ -31,25 +54,59 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    import os
+    import onnxruntime as ort
 
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
+            f"{platform.release()}, onnxruntime {ort.__version__}, load average "
+            f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from shared.bench.runtime_bench import format_report, run_runtime_bench
+def services_with_models() -> list[str]:
+    from services.registry import SHOP_SERVICES, load_service
+    from shared.models.repository import ModelRepository
 
+    repo = ModelRepository(MODELS_DIR)
+    found = []
+    for name in SHOP_SERVICES:
+        model = str(load_service(name).settings_class.model_fields["model_name"].default)
+        if repo.latest(model):
+            found.append(name)
+    return found
+
+
+class Output:
+    """Prints each section as it is ready and keeps the markdown file up to date."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.sections: list[str] = []
+
+    def add(self, text: str) -> None:
+        print(text + "\n", flush=True)
+        self.sections.append(text)
+        if self.path:
+            self.path.write_text("\n\n".join(self.sections) + "\n")
+
+
+@contextmanager
+def kafka_for(args: argparse.Namespace) -> Iterator[KafkaSettings]:
     with ExitStack() as stack:
         bootstrap = args.bootstrap_servers
         if not bootstrap:
             from shared.testing.kafka import KafkaBroker
 
             bootstrap = stack.enter_context(KafkaBroker()).bootstrap_servers
-        log_dir = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
-        report = run_runtime_bench(KafkaSettings(bootstrap_servers=bootstrap), args.events, args.partitions,
-                                   args.repeats, args.naive_events, log_dir)
-    text = f"machine: {machine()}\n{format_report(report)}"
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+        yield KafkaSettings(bootstrap_servers=bootstrap)
+
+
+def run(args: argparse.Namespace) -> int:
+    from shared.bench import orchestrate
+
+    logging.getLogger("shared").setLevel(logging.WARNING)
+    out = Output(args.out)
+    out.add(f"machine: {machine()}")
+    suite: Callable[[argparse.Namespace, Output, Path], int] = getattr(orchestrate, f"suite_{args.suite}")
+    log_dir = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
+    code = suite(args, out, log_dir)
+    out.add(f"logs: {log_dir}; load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    return code
