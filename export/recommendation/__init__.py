@@ -1,0 +1,1 @@
+"""Recommendation model: data, SASRec, training, evaluation and the export recipe."""

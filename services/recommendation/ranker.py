@@ -1,0 +1,76 @@
+"""The exported sequence model: its ONNX contract, the slot that serves it, and batched scoring.
+
+Training-time evaluation uses :class:`OnnxRanker` too, so the metrics in the docs are the
+served graph's metrics through the served preprocessing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from services.recommendation.features import pad_left
+from shared.errors import ModelSpecMismatch
+from shared.models.manifest import ModelManifest, TensorSpec
+from shared.models.slot import ModelSlot
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+INPUTS = [TensorSpec(name="item_ids", dtype="int64", shape=("batch", "seq"))]
+"""Item tokens, oldest first, left-padded with 0 (token = item id + ``item_id_offset``)."""
+OUTPUTS = [TensorSpec(name="scores", dtype="float32", shape=("batch", "items"))]
+"""One logit per token for the next item; column 0 (padding) is always far below the rest."""
+REQUIRED_PREPROCESSING = ("max_len", "num_items", "item_id_offset")
+
+
+class GraphRunner(Protocol):
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def check_manifest(manifest: ModelManifest) -> None:
+    """Refuse a version whose manifest lacks what tokenising and padding need."""
+    missing = [k for k in REQUIRED_PREPROCESSING if k not in manifest.preprocessing]
+    if missing:
+        raise ModelSpecMismatch(f"{manifest.name} {manifest.version}: preprocessing lacks {missing}")
+
+
+def make_slot(settings: ServiceSettings, name: str) -> ModelSlot:
+    return ModelSlot.from_settings(
+        settings, name, expected_inputs=INPUTS, expected_outputs=OUTPUTS, validate=check_manifest,
+        warm_up_dims={"seq": 8},
+    )
+
+
+class OnnxRanker:
+    """Scores token sequences with one graph call per chunk of ``max_batch`` rows."""
+
+    def __init__(self, runner: GraphRunner, max_len: int, max_batch: int = 1024) -> None:
+        self.runner = runner
+        self.max_len = max_len
+        self.max_batch = max_batch
+
+    def scores(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """``[len(sequences), num_items + 1]`` float32 logits, one row per sequence."""
+        parts = []
+        for start in range(0, len(sequences), self.max_batch):
+            ids = pad_left(sequences[start : start + self.max_batch], self.max_len)
+            parts.append(self.runner.run({"item_ids": ids})["scores"])
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    __call__ = scores
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` columns per row, best first, by ``argpartition`` (no full sort of all items).
+
+    Returns ``(columns, values)``, each ``[rows, k]``; excluded items should carry ``-inf``.
+    """
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)

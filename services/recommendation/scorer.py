@@ -1,0 +1,180 @@
+"""The recommendation scorer: per-user history in the state store, one ONNX call per batch.
+
+Per micro-batch: each event updates its user's history (in order, so two events of one user
+in a batch see each other), users with enough history are scored together in one padded
+graph call, purchased items (outside repeat-purchase categories) and business-filtered items
+are masked out, and the top K are taken with ``argpartition``. Users with too little history
+get the most popular allowed items of the session's category instead (``cold_start=true``).
+
+An item id outside the model's catalogue is rejected to the DLQ as ``unknown_item`` (or, with
+``unknown_item=ignore``, kept in the history and skipped by the model).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from services.pricing.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
+from services.recommendation.catalog import BusinessFilters, ItemCatalog
+from services.recommendation.features import append_event, empty_history, record_purchase, sequence_of
+from services.recommendation.ranker import OnnxRanker, make_slot, top_k
+from services.recommendation.settings import RecommendationSettings
+from shared.models.slot import LoadedModel
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Rejected, Scored, Scorer, ScoreResult
+from shared.runtime.state import StateStore
+from shared.schemas.clickstream import ClickEvent, RecoScores, ScoredItem, SourceRef
+
+logger = logging.getLogger(__name__)
+
+FILTERS_KEY = "filters"
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one event needs for its recommendation, after its history update."""
+
+    event: ClickEvent
+    tokens: list[int]
+    exclude: frozenset[int]
+    cold: bool
+
+
+class RecommendationScorer(Scorer[ClickEvent]):
+    input_schema: ClassVar[type[BaseModel]] = ClickEvent
+    output_schema: ClassVar[type[BaseModel]] = RecoScores
+    stateful: ClassVar[bool] = True
+
+    def __init__(self, settings: RecommendationSettings, config: ConfigSource | None = None) -> None:
+        self.settings = settings
+        self._slot = make_slot(settings, settings.model_name)
+        self._state = StateStore()
+        self._config = config
+        self._reader: CompactedTopicReader | None = None
+        self._fallback = BusinessFilters(frozenset(settings.out_of_stock), frozenset(settings.blocked_categories))
+        self._catalog: tuple[str, ItemCatalog] | None = None
+
+    def load(self, context: LoadContext) -> None:
+        if context.state is not None:
+            self._state = context.state
+        self._slot.load()
+        if self._config is None and self.settings.config_topic:
+            self._reader = CompactedTopicReader(
+                self.settings.kafka, self.settings.config_topic, f"{self.settings.service_name}-config"
+            )
+            self._reader.start()
+            if not self._reader.wait_caught_up(self.settings.config_wait_s):
+                logger.warning("config topic %s not read to its end yet; serving anyway", self.settings.config_topic)
+            self._config = self._reader
+        self._config = self._config or StaticConfig()
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._slot.model_info if self._slot.loaded else super().model_info
+
+    def key_of(self, event: ClickEvent) -> str | None:
+        return event.user_id
+
+    def between_batches(self) -> None:
+        self._slot.maybe_swap()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._slot.close()
+
+    def filters(self) -> BusinessFilters:
+        """The business filters in force: the config topic's ``filters`` key, else settings."""
+        value = self._config.get(FILTERS_KEY) if self._config is not None else None
+        return BusinessFilters.from_json(value, self._fallback)
+
+    def score(self, batch: Sequence[Event[ClickEvent]]) -> Sequence[ScoreResult]:
+        loaded = self._slot.current
+        catalog = self._catalog_of(loaded)
+        plans = self._plan(batch, catalog, loaded.manifest.version)
+        allowed = catalog.allowed(self.filters())
+        warm = [p for p in plans if isinstance(p, _Plan) and not p.cold]
+        ranker = OnnxRanker(loaded.model, int(loaded.manifest.preprocessing["max_len"]))
+        ranked = iter(self._rank(ranker.scores([p.tokens for p in warm]), warm, allowed, catalog))
+        results: list[ScoreResult] = []
+        for plan in plans:
+            if isinstance(plan, Rejected):
+                results.append(plan)
+            elif plan.cold:
+                results.append(self._cold(plan, catalog, allowed, loaded.manifest.version))
+            else:
+                results.append(self._output(plan, next(ranked), False, loaded.manifest.version))
+        return results
+
+    def _catalog_of(self, loaded: LoadedModel) -> ItemCatalog:
+        if self._catalog is None or self._catalog[0] != loaded.manifest.sha256:
+            self._catalog = (loaded.manifest.sha256, ItemCatalog(loaded.manifest.preprocessing))
+        return self._catalog[1]
+
+    def _plan(self, batch: Sequence[Event[ClickEvent]], catalog: ItemCatalog, version: str) -> list[_Plan | Rejected]:
+        """Update histories in event order; write each touched key back once."""
+        touched: dict[tuple[int, str], dict[str, Any]] = {}
+        plans: list[_Plan | Rejected] = []
+        for ev in batch:
+            e = ev.value
+            if catalog.token(e.item_id) is None and self.settings.unknown_item == "reject":
+                detail = f"item_id {e.item_id} is not in model {version}'s catalogue of {catalog.num_items} items"
+                plans.append(Rejected("unknown_item", detail))
+                continue
+            slot = (ev.partition, ev.key or e.user_id)
+            history = touched.get(slot) or self._state.get(*slot) or empty_history()
+            touched[slot] = history = self._update(history, e)
+            plans.append(self._plan_one(e, history, catalog))
+        for (partition, key), value in touched.items():
+            self._state.put(partition, key, value)
+        return plans
+
+    def _update(self, history: dict[str, Any], e: ClickEvent) -> dict[str, Any]:
+        weight = self.settings.event_weights.get(e.event_type, 1)
+        history = append_event(history, e.item_id, weight, self.settings.history_len)
+        if e.event_type == "purchase":
+            history = record_purchase(history, e.item_id, self.settings.purchased_len)
+        return history
+
+    def _plan_one(self, e: ClickEvent, history: dict[str, Any], catalog: ItemCatalog) -> _Plan:
+        tokens = catalog.tokens(sequence_of(history))
+        extra = self.settings.repeat_purchase_categories
+        exclude = frozenset(i for i in history.get("purchased", []) if not catalog.repeatable(i, extra))
+        return _Plan(e, tokens, exclude, len(tokens) < self.settings.cold_start_min_history)
+
+    def _rank(
+        self, scores: np.ndarray, plans: list[_Plan], allowed: np.ndarray, catalog: ItemCatalog
+    ) -> list[list[tuple[int, float]]]:
+        """Mask filtered and purchased items, then top-K per row without a full sort."""
+        if not plans:
+            return []
+        masked = np.where(allowed[None, :], scores, -np.inf)
+        for row, plan in enumerate(plans):
+            masked[row, catalog.tokens(plan.exclude)] = -np.inf
+        cols, vals = top_k(masked, self.settings.top_k)
+        return [
+            [(catalog.item_id(int(c)), float(v)) for c, v in zip(rc, rv, strict=True) if np.isfinite(v)]
+            for rc, rv in zip(cols, vals, strict=True)
+        ]
+
+    def _cold(self, plan: _Plan, catalog: ItemCatalog, allowed: np.ndarray, version: str) -> Scored:
+        category = plan.event.category or catalog.category_of(plan.event.item_id)
+        items = catalog.popular_in(category, self.settings.top_k, allowed, plan.exclude)
+        return self._output(plan, [(item, 1.0 / (rank + 1)) for rank, item in enumerate(items)], True, version)
+
+    def _output(self, plan: _Plan, items: list[tuple[int, float]], cold: bool, version: str) -> Scored:
+        e = plan.event
+        record = RecoScores(
+            user_id=e.user_id,
+            items=tuple(ScoredItem(item_id=i, score=s) for i, s in items),
+            k=self.settings.top_k,
+            model_version=version,
+            source=SourceRef(ts_ms=e.ts_ms, item_id=e.item_id, event_type=e.event_type, session_id=e.session_id),
+            cold_start=cold,
+        )
+        return Scored([Output(value=record)])
