@@ -59,6 +59,11 @@ class ServiceReport:
 
 
 def sim_records(service: str, count: int) -> list[tuple[bytes | None, bytes | None]]:
+    """``count`` simulated events of the service's stream (synthetic records for ``echo``)."""
+    if service == "echo":
+        from shared.bench.runtime_bench import echo_records
+
+        return echo_records(count)
     from shared.sim import iter_records
 
     return list(iter_records(SERVICE_STREAMS[service], count))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared.bench.contestants import RunResult, run_service
 from shared.bench.measure import median_spread
-from shared.bench.runtime_bench import ECHO_ENV, echo_records
+from shared.bench.runtime_bench import ECHO_ENV
 from shared.bench.service_bench import sim_records
 from shared.bench.wiring import new_topic, wire
 from shared.settings import KafkaSettings
@@ -33,15 +33,11 @@ class SuiteReport:
         return median_spread([r.throughput for r in self.runs.get(name, [])])
 
 
-def _records(service: str, events: int) -> list[tuple[bytes | None, bytes | None]]:
-    return echo_records(events) if service == "echo" else sim_records(service, events)
-
-
 def bench_scaling(service: str, kafka: KafkaSettings, events: int, repeats: int, log_dir: Path,
                   instances: Sequence[int] = (1, 2, 4), partitions: int = 8) -> SuiteReport:
     """Every instance joins first, then the events are produced: the curve is not a rebalance race."""
     report = SuiteReport("scaling", service, events, partitions, load=[os.getloadavg()[0]])
-    records = _records(service, events)
+    records = sim_records(service, events)
     for _ in range(repeats):
         for n in instances:
             source = new_topic(kafka, f"{service}-scale-in", partitions)
@@ -59,7 +55,7 @@ def bench_delivery(service: str, kafka: KafkaSettings, events: int, repeats: int
     """At-least-once vs exactly-once (transactions) on the same pre-filled topic."""
     report = SuiteReport("delivery", service, events, partitions, load=[os.getloadavg()[0]])
     source = new_topic(kafka, f"{service}-eos-in", partitions)
-    produce(kafka.bootstrap_servers, source, _records(service, events))
+    produce(kafka.bootstrap_servers, source, sim_records(service, events))
     base = ECHO_ENV if service == "echo" else {}
     modes = {"at_least_once": {**base}, "exactly_once": {**base, "RUNTIME__DELIVERY": "exactly_once"}}
     for _ in range(repeats):
