@@ -5,7 +5,7 @@ Publishes two versions: the text encoder (``ad_ctr_text``) first, then the CTR g
 
 Options (``--set key=value``): ``text=hash`` (default: hashed-token tower trained jointly)
 or ``text=distil`` (MiniLM with its top layer fine-tuned, distilled into the hashed-token
-tower; slow on CPU); ``requests`` in the train slice (8000). ``--from vNNNN`` fine-tunes
+tower; slow on CPU); ``requests`` in the train slice (20000). ``--from vNNNN`` fine-tunes
 both graphs of that version on the next slice of the stream ("a new day").
 """
 
@@ -80,7 +80,7 @@ def ctr_spec(text_manifest: ModelManifest, calibration: tuple[float, float]) -> 
 
 def _slices(args: RecipeArgs) -> list[int]:
     """Request counts of train, validation, test; ``--from`` shifts to the next day's slice."""
-    n = 300 if args.tiny else int(args.options.get("requests", 8000))
+    n = 300 if args.tiny else int(args.options.get("requests", 20000))
     skip = n + n // 4 + n // 4 if args.from_version else 0
     return [skip, n, n // 4, n // 4] if skip else [n, n // 4, n // 4]
 
