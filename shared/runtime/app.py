@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from shared.kafka.clients import make_consumer, make_producer, partition_lags
 from shared.kafka.message import MessageLike
@@ -38,6 +38,12 @@ from shared.settings import ServiceSettings
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1
+_DENIED = frozenset({
+    KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION,
+})
+"""Errors that no retry fixes: the service is not allowed in (wrong credentials or missing ACLs)."""
 
 
 class ServiceApp:
@@ -57,6 +63,10 @@ class ServiceApp:
         self._assigned: set[int] = set()
         self._lag_partitions: set[int] = set()
         self._pause_reasons: set[str] = set()
+        self._produce_backoff_s = 0.0
+        self._produce_retry_at = 0.0
+        self._fatal: KafkaError | None = None
+        """A fatal client error (e.g. a fenced static member): the clients are unusable."""
         self._stop = threading.Event()
         self._stop_requested_at: float | None = None
         self._server: HealthServer | None = None
@@ -168,8 +178,13 @@ class ServiceApp:
         assert self._consumer is not None and self._delivery is not None
         consumer, delivery = self._consumer, self._delivery
         while not self._stop.is_set():
+            if self._fatal is not None:
+                # crash-only: nothing committed past what was published; a restart (the
+                # orchestrator's) gets fresh clients and resumes from the committed offsets
+                raise KafkaException(self._fatal)
             self.health.last_loop_at = time.monotonic()
             self._apply_rewinds()
+            self._maybe_retry_producing()
             self._apply_backpressure()
             timeout = min(self._batcher.seconds_until_due(), IDLE_POLL_S)
             room = max(self._batcher.room, 1)
@@ -187,7 +202,11 @@ class ServiceApp:
     def _accept(self, msg: MessageLike) -> None:
         err = msg.error()
         if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
+            if err.fatal():
+                self._on_fatal(err)
+            elif err.code() in _DENIED:
+                self._on_denied(err)
+            elif err.code() != KafkaError._PARTITION_EOF:
                 self.metrics.errors.labels(self.settings.service_name, "kafka").inc()
                 logger.warning("consume error: %s", err)
             return
@@ -297,7 +316,13 @@ class ServiceApp:
         if unit.failed:
             self.metrics.errors.labels(service, "produce").inc()
             self.health.reason = "produce failing"
+            self._back_off_producing()
             return
+        self._produce_backoff_s = 0.0
+        if self.health.denied is not None or self.health.brokers_down:
+            # a unit went through, so Kafka lets us in again (ACLs granted, brokers back)
+            logger.info("kafka accepts this service's writes again")
+            self.health.denied, self.health.brokers_down = None, False
         now_ms = time.time() * 1000
         observe_many(self._e2e, [max(now_ms - event_ms, 0.0) / 1000 for event_ms in unit.event_times_ms])
         self._scored_total.inc(len(unit.event_times_ms))
@@ -319,6 +344,18 @@ class ServiceApp:
             restore_partitions(self.settings.kafka, self.settings.resolved_changelog_topic, aborted, self.state)
         for partition, offset in rewind.items():
             self._consumer.seek(TopicPartition(self.settings.input_topic, partition, offset))
+
+    def _back_off_producing(self) -> None:
+        """Pause after a failed unit so an unwritable output is retried with back-off, not in a spin."""
+        rt = self.settings.runtime
+        self._produce_backoff_s = min(max(self._produce_backoff_s * 2, rt.retry_initial_backoff_s),
+                                      rt.retry_max_backoff_s)
+        self._produce_retry_at = time.monotonic() + self._produce_backoff_s
+        self._pause("produce")
+
+    def _maybe_retry_producing(self) -> None:
+        if "produce" in self._pause_reasons and time.monotonic() >= self._produce_retry_at:
+            self._resume("produce")
 
     def _apply_backpressure(self) -> None:
         assert self._delivery is not None
@@ -392,11 +429,37 @@ class ServiceApp:
         self.metrics.errors.labels(self.settings.service_name, "kafka").inc()
         level = logging.ERROR if err.fatal() else logging.WARNING
         logger.log(level, "kafka error: %s", err.str())
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+        if err.fatal():
+            self._on_fatal(err)
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
+            # not ready until a broker is UP again (see _on_stats): nothing can flow meanwhile
+            self.health.brokers_down = True
             self.health.reason = "all brokers down"
+        elif err.code() in _DENIED:
+            self._on_denied(err)
+
+    def _on_fatal(self, err: KafkaError) -> None:
+        logger.error("fatal kafka client error, exiting for a restart: %s", err.str())
+        self._fatal = self._fatal or err
+        self.health.failing = True
+        self.health.reason = f"fatal kafka error: {err.name()}"
+
+    def _on_denied(self, err: KafkaError) -> None:
+        """Kafka refused this service (ACLs or credentials): say so loudly and stop reporting ready."""
+        if self.health.denied is None:
+            logger.error("kafka refused this service (%s): %s — check its credentials and ACLs for topic %s, "
+                         "group %s", err.name(), err.str(), self.settings.input_topic, self.settings.resolved_group_id)
+        self.health.denied = err.name()
+        self.health.reason = f"denied by kafka: {err.name()}"
 
     def _on_stats(self, stats: dict[str, Any]) -> None:
         service, topic = self.settings.service_name, self.settings.input_topic
+        if self.health.brokers_down and any(
+            b.get("nodeid", -1) >= 0 and b.get("state") == "UP" for b in stats.get("brokers", {}).values()
+        ):
+            logger.info("a Kafka broker is reachable again")
+            self.health.brokers_down = False
+            self.health.reason = "ready"
         for partition, lag in partition_lags(stats, topic).items():
             if partition in self._assigned:
                 self.metrics.lag.labels(service, topic, str(partition)).set(lag)

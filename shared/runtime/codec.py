@@ -18,10 +18,13 @@ from shared.runtime.scorer import Event, Scorer
 from shared.schemas import headers as h
 from shared.schemas.base import decode
 
+DLQ_MAX_RECORD_BYTES = 900_000
+"""A dead letter whose key + value is larger than this could not be published (librdkafka's and
+the broker's default ``message.max.bytes`` is about 1 MB, headers included); failing to publish
+it would stop the service on the same record after every restart. Such a dead letter keeps
+only the first :data:`OVERSIZED_KEEP_BYTES` of its key and value (a compression bomb, say);
+smaller ones keep every byte, so they can be redriven after the limit is raised."""
 OVERSIZED_KEEP_BYTES = 1024
-"""An oversized record's dead letter keeps only this much of its key and value: the whole record
-could not be published (it is over ``message.max.bytes``), and failing to publish a dead letter
-would stop the service on the same record after every restart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,7 @@ class RecordDecoder:
             raise InvalidEvent("missing_value", "the record has no value (tombstone)")
         size = len(raw) + (len(raw_key) if raw_key else 0)
         if size > self._max_bytes:
-            raise InvalidEvent("oversized", f"key + value of {size} bytes exceeds the limit of {self._max_bytes}"
-                                            f" (the dead letter keeps the first {OVERSIZED_KEEP_BYTES} bytes)")
+            raise InvalidEvent("oversized", f"key + value of {size} bytes exceeds the limit of {self._max_bytes}")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -103,7 +105,7 @@ class RecordDecoder:
             (h.FAILED_AT, str(int(time.time() * 1000)).encode()),
         ]
         key, value = msg.key(), msg.value()
-        if reason == "oversized":
+        if len(key or b"") + len(value or b"") > DLQ_MAX_RECORD_BYTES:
             key = key[:OVERSIZED_KEEP_BYTES] if key is not None else None
             value = value[:OVERSIZED_KEEP_BYTES] if value is not None else None
         return DeadLetterRecord(

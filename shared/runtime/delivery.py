@@ -45,6 +45,7 @@ class Delivery:
         self._on_unit_done = on_unit_done
         self.rewind: dict[int, int] = {}
         """partition → offset to seek back to after a failed unit."""
+        self._last_refusal = ""
 
     def _produce(self, record: OutRecord, callback: Callable[[KafkaError | None, object], None] | None) -> None:
         # librdkafka's partitioner picks by key when the partition is -1 (RD_KAFKA_PARTITION_UA)
@@ -57,6 +58,18 @@ class Delivery:
                 return
             except BufferError:  # the local queue is full: serve acks until there is room
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                # Refused before it was queued (the topic's WRITE ACL is gone, or it is too
+                # large): fail it like a failed delivery so the unit rewinds and nothing is
+                # committed. Exactly-once has no callback and aborts its transaction instead.
+                if callback is None:
+                    raise
+                refusal = f"{record.topic}: {exc.args[0].str()}"
+                if refusal != self._last_refusal:  # once per cause, not once per record
+                    logger.warning("cannot produce to %s", refusal)
+                    self._last_refusal = refusal
+                callback(exc.args[0], None)
+                return
 
     def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
         raise NotImplementedError

@@ -26,6 +26,10 @@ class HealthState:
     model_loaded: bool = False
     joined: bool = False
     failing: bool = False
+    brokers_down: bool = False
+    """No Kafka broker reachable: nothing can be consumed or published until one is back."""
+    denied: str | None = None
+    """Why Kafka refused this service (an authorization error); it cannot make progress."""
     reason: str = "starting"
     last_loop_at: float = field(default_factory=time.monotonic)
 
@@ -33,7 +37,8 @@ class HealthState:
         return time.monotonic() - self.last_loop_at < self.liveness_timeout_s
 
     def ready(self) -> bool:
-        return self.model_loaded and self.joined and not self.failing
+        return (self.model_loaded and self.joined and not self.failing and not self.brokers_down
+                and self.denied is None)
 
 
 class HealthServer:

@@ -1,9 +1,9 @@
 """Raw bytes through the runtime's decoder (the echo service's schema): no crash, cheap size limits.
 
 The size check comes before any parsing, so an oversized record (or what a compression bomb
-expands to) is refused in microseconds, and its dead letter carries only a bounded prefix: a
-dead letter bigger than the producer's ``message.max.bytes`` could never be published, and
-the service would crash on the same record after every restart.
+expands to) is refused in microseconds. A dead letter too big to publish (over ~1 MB, the
+producer's and broker's ``message.max.bytes``) carries only a bounded prefix: otherwise the
+service would crash on the same record after every restart. Smaller ones keep every byte.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.runtime.codec import OVERSIZED_KEEP_BYTES, DeadLetterRecord, RecordDecoder
+from shared.runtime.codec import DLQ_MAX_RECORD_BYTES, OVERSIZED_KEEP_BYTES, DeadLetterRecord, RecordDecoder
 from shared.runtime.echo import EchoScorer
 from shared.runtime.scorer import Event
 from shared.schemas import headers as h
@@ -74,8 +74,16 @@ def test_a_huge_key_counts_towards_the_limit_and_is_cut_in_the_dead_letter() -> 
     assert out.key is not None and len(out.key) <= OVERSIZED_KEEP_BYTES
 
 
-def test_a_record_just_under_the_limit_keeps_all_its_bytes_in_the_dead_letter() -> None:
-    raw = b'{"id": "u1", "payload": "' + b"x" * (LIMIT - 40) + b'"}'
+def test_an_oversized_record_that_can_be_published_keeps_all_its_bytes_for_redrive() -> None:
+    small = RecordDecoder(EchoScorer(), "echo", 4096, 500)  # type: ignore[arg-type]
+    raw = b'{"id": "u1", "payload": "' + b"x" * 5000 + b'"}'
+    out = small.decode(StubMessage(raw, b"u1"))
+    assert isinstance(out, DeadLetterRecord) and out.reason == "oversized" and out.value == raw
+
+
+def test_a_bad_record_under_the_limit_but_too_big_for_the_dlq_is_cut() -> None:
+    raw = b'{"id": "u1", "payload": "' + b"x" * (DLQ_MAX_RECORD_BYTES + 10) + b'"}'
+    assert len(raw) < LIMIT
     out = decoder().decode(StubMessage(raw, b"u1"))
     assert isinstance(out, DeadLetterRecord) and out.reason != "oversized"  # payload is over its 100k max
-    assert out.value == raw
+    assert out.value == raw[:OVERSIZED_KEEP_BYTES]

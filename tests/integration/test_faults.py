@@ -1,0 +1,322 @@
+"""Broker faults on a 3-node cluster (RF 3, min ISR 2) while the echo service scores a stream.
+
+Every test counts by *input offset*: the set of (partition, offset) pairs in the input topic
+must equal the set of ``x-source-partition``/``x-source-offset`` pairs in the output. The
+figures (sent, scored, lost, duplicated, recovery time) are printed and copied into
+``docs/reliability.md``. Event counts are smaller than the issue's 50,000 to keep this module
+within a few minutes on a 2-core machine; the runtime's own kill test covers 50,000.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
+
+from shared.schemas import headers as h
+from shared.testing.kafka import KafkaCluster
+from shared.testing.kafka.admin import admin_client, create_topics
+from shared.testing.services import Collected, ServiceProcess, collect, produce, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PARTITIONS = 4
+EVENTS = 10_000
+
+
+@dataclass
+class Topics:
+    input: str
+    output: str
+    dlq: str
+
+
+@pytest.fixture
+def topics(kafka_cluster: KafkaCluster) -> Topics:
+    name = f"fault-{uuid.uuid4().hex[:10]}"
+    made = Topics(name, f"{name}.out", f"{name}.dlq")
+    create_topics(kafka_cluster.bootstrap_servers, {made.input: PARTITIONS, made.output: PARTITIONS,
+                                                    made.dlq: PARTITIONS})
+    return made
+
+
+def echo_env(bootstrap: str, topics: Topics, **extra: str) -> dict[str, str]:
+    return {
+        "INPUT_TOPIC": topics.input, "OUTPUT_TOPIC": topics.output, "GROUP_ID": f"g-{topics.input}",
+        "KAFKA__BOOTSTRAP_SERVERS": bootstrap, "RUNTIME__SESSION_TIMEOUT_MS": "6000",
+        "RUNTIME__CREATE_TOPICS": "false", "INSTANCE_ID": "echo-0", **extra,
+    }
+
+
+def events(start: int, stop: int) -> list[tuple[bytes | None, bytes | None]]:
+    return [(f"u{i % 500}".encode(), json.dumps({"id": f"u{i % 500}", "value": float(i)}).encode())
+            for i in range(start, stop)]
+
+
+def produce_in_background(bootstrap: str, topic: str, count: int, seconds: float) -> threading.Thread:
+    """An idempotent producer spreading ``count`` events over about ``seconds``, faults or not."""
+
+    def run() -> None:
+        chunks = 20
+        for chunk in range(chunks):
+            produce(bootstrap, topic, events(chunk * count // chunks, (chunk + 1) * count // chunks),
+                    **{"enable.idempotence": True, "delivery.timeout.ms": 120_000})
+            time.sleep(seconds / chunks)
+
+    thread = threading.Thread(target=run, name="fault-producer", daemon=True)
+    thread.start()
+    return thread
+
+
+class Supervised:
+    """Restarts the service whenever it exits, as an orchestrator would (``restartPolicy: Always``).
+
+    The runtime is crash-only for fatal client errors (a fenced static member, a fenced
+    transactional producer): the process exits and a restart resumes from committed offsets.
+    """
+
+    def __init__(self, service: ServiceProcess) -> None:
+        self.service = service
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+
+    def __enter__(self) -> Supervised:
+        self.service.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        if self.service.alive():
+            self.service.kill()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            if not self.service.alive() and not self._stop.is_set():
+                self.restarts += 1
+                self.service.start()
+
+
+def input_offsets(bootstrap: str, topic: str) -> set[tuple[int, int]]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
+    try:
+        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(PARTITIONS)]
+    finally:
+        consumer.close()
+    return {(p, o) for p, (low, high) in enumerate(marks) for o in range(low, high)}
+
+
+def sources(records: list[Collected]) -> Counter[tuple[int, int]]:
+    return Counter((int(r.headers[h.SOURCE_PARTITION]), int(r.headers[h.SOURCE_OFFSET])) for r in records)
+
+
+@dataclass
+class Outcome:
+    sent: int
+    scored: int
+    lost: int
+    duplicates: int
+    seconds_to_all_scored: float
+
+
+def settle(bootstrap: str, topics: Topics, since: float, label: str, timeout_s: float = 120) -> Outcome:
+    """Read the output until every input offset has a score (or the timeout); print the figures."""
+    expected = input_offsets(bootstrap, topics.input)
+    out = collect(bootstrap, [topics.output], lambda rs: expected <= set(sources(rs)), timeout_s=timeout_s)
+    seen = sources(out)
+    outcome = Outcome(len(expected), len(expected & set(seen)), len(expected - set(seen)),
+                      sum(seen.values()) - len(seen), time.monotonic() - since)
+    print(f"\n[{label}] sent={outcome.sent} scored={outcome.scored} lost={outcome.lost} "
+          f"duplicates={outcome.duplicates} all_scored_after={outcome.seconds_to_all_scored:.1f}s")
+    return outcome
+
+
+def scored_total(service: ServiceProcess) -> float:
+    found = re.findall(r"^shopstream_events_scored_total\{[^}]*\} ([0-9.e+]+)$", service.metrics(), re.M)
+    return sum(float(v) for v in found)
+
+
+def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in parts if tp.offset >= 0}
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    assert wait_until(condition, timeout_s, 0.25), f"timed out after {timeout_s:.0f}s waiting for {what}"
+    return time.monotonic() - started
+
+
+def kill_and_restart(cluster: KafkaCluster, node: int, service: ServiceProcess, outage_s: float) -> float:
+    """SIGKILL ``node``, keep it down ``outage_s``; returns how many events were scored meanwhile."""
+    before = scored_total(service)
+    cluster.kill(node)
+    time.sleep(outage_s)
+    during = scored_total(service) - before
+    cluster.start(node)
+    return during
+
+
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_one_broker_sigkilled_mid_stream_loses_nothing(
+    delivery: str, kafka_cluster: KafkaCluster, topics: Topics, tmp_path: Path
+) -> None:
+    bootstrap = kafka_cluster.bootstrap_servers
+    env = echo_env(bootstrap, topics, RUNTIME__DELIVERY=delivery)
+    with Supervised(ServiceProcess("echo", env, tmp_path / "echo.log")) as supervisor:
+        service = supervisor.service
+        service.wait_ready(90)
+        producer = produce_in_background(bootstrap, topics.input, EVENTS, seconds=8)
+        time.sleep(2)
+        victim = kafka_cluster.leader_of(topics.input, 0)
+        during = kill_and_restart(kafka_cluster, victim, service, outage_s=10)
+        restarted = time.monotonic()
+        producer.join(180)
+        outcome = settle(bootstrap, topics, restarted, f"broker {victim} SIGKILL, {delivery}")
+        restarts = supervisor.restarts
+    print(f"[broker SIGKILL, {delivery}] scored while the broker was down: {during:.0f}; restarts={restarts}")
+    assert outcome.lost == 0
+    assert during > 0, "scoring must continue while one of three brokers is down"
+    if delivery == "exactly_once":
+        assert outcome.duplicates == 0
+
+
+def test_leaders_of_the_input_and_the_output_partition_killed_in_turn(
+    kafka_cluster: KafkaCluster, topics: Topics, tmp_path: Path
+) -> None:
+    bootstrap = kafka_cluster.bootstrap_servers
+    with Supervised(ServiceProcess("echo", echo_env(bootstrap, topics), tmp_path / "echo.log")) as supervisor:
+        service = supervisor.service
+        service.wait_ready(90)
+        producer = produce_in_background(bootstrap, topics.input, EVENTS, seconds=16)
+        time.sleep(1.5)
+        input_leader = kafka_cluster.leader_of(topics.input, 1)
+        # 8 s: longer than the cluster's 3 s broker session, so leadership moves while it is down
+        during_in = kill_and_restart(kafka_cluster, input_leader, service, outage_s=8)
+        output_leader = kafka_cluster.leader_of(topics.output, 2)
+        during_out = kill_and_restart(kafka_cluster, output_leader, service, outage_s=8)
+        restarted = time.monotonic()
+        producer.join(180)
+        outcome = settle(bootstrap, topics, restarted,
+                         f"leader kills: input[1] on node {input_leader}, output[2] on node {output_leader}")
+        restarts = supervisor.restarts
+    print(f"[leader kills] scored during input-leader outage={during_in:.0f}, "
+          f"output-leader outage={during_out:.0f}; restarts={restarts}")
+    assert outcome.lost == 0
+    assert during_in > 0 and during_out > 0
+
+
+def test_whole_cluster_stopped_then_restarted_services_go_unready_and_recover(
+    kafka_cluster: KafkaCluster, topics: Topics, tmp_path: Path
+) -> None:
+    outage_s = 30.0
+    bootstrap = kafka_cluster.bootstrap_servers
+    # a slow model leaves a backlog in flight when the cluster goes away
+    env = echo_env(bootstrap, topics, DELAY_MS="40", RUNTIME__MAX_BATCH_SIZE="100")
+    with Supervised(ServiceProcess("echo", env, tmp_path / "echo.log")) as supervisor:
+        service = supervisor.service
+        service.wait_ready(90)
+        produce(bootstrap, topics.input, events(0, EVENTS // 2), **{"enable.idempotence": True})
+        time.sleep(1)
+        stopped_at = time.monotonic()
+        kafka_cluster.stop_all()  # SIGTERM to every node; returns once they have exited
+        wait_for(lambda: not service.ready(), outage_s, "the service to report not-ready")
+        not_ready_after = time.monotonic() - stopped_at
+        time.sleep(max(outage_s - (time.monotonic() - stopped_at), 0))
+        assert not service.ready() and service.alive()
+        restarting = time.monotonic()
+        kafka_cluster.start_all()
+        back = time.monotonic()
+        wait_for(service.ready, 120, "the service to become ready again")
+        ready_after = time.monotonic() - restarting
+        produce(bootstrap, topics.input, events(EVENTS // 2, EVENTS), **{"enable.idempotence": True})
+        outcome = settle(bootstrap, topics, back, f"cluster stopped {outage_s:.0f}s")
+        restarts = supervisor.restarts
+    print(f"[cluster stop] not-ready {not_ready_after:.1f}s after the stop began; ready {ready_after:.1f}s after "
+          f"the restart began (cluster up after {back - restarting:.1f}s); restarts={restarts}")
+    assert outcome.lost == 0
+
+
+def test_broker_frozen_beyond_the_session_timeout_then_resumed(
+    kafka_cluster: KafkaCluster, topics: Topics, tmp_path: Path
+) -> None:
+    bootstrap = kafka_cluster.bootstrap_servers
+    with Supervised(ServiceProcess("echo", echo_env(bootstrap, topics), tmp_path / "echo.log")) as supervisor:
+        service = supervisor.service
+        service.wait_ready(90)
+        producer = produce_in_background(bootstrap, topics.input, EVENTS, seconds=10)
+        time.sleep(1.5)
+        victim = kafka_cluster.leader_of(topics.input, 0)
+        before = scored_total(service)
+        kafka_cluster.freeze(victim)  # SIGSTOP: sockets open, nothing answered
+        time.sleep(12)  # > the service's 6 s session timeout and the cluster's 3 s broker session
+        during = scored_total(service) - before
+        kafka_cluster.thaw(victim)
+        thawed = time.monotonic()
+        producer.join(180)
+        outcome = settle(bootstrap, topics, thawed, f"broker {victim} SIGSTOP 12s")
+        restarts = supervisor.restarts
+    # No "scored meanwhile" assertion: requests already sent to a frozen broker wait for
+    # librdkafka's request timeout (30 s by default), so with default client settings the
+    # service stalls for the freeze; the figure is recorded in docs/reliability.md.
+    print(f"[freeze] scored while node {victim} was frozen: {during:.0f}; restarts={restarts}")
+    assert outcome.lost == 0
+
+
+def _set_topic_config(bootstrap: str, topic: str, name: str, value: str) -> None:
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)])
+    admin = admin_client(bootstrap)  # held until the futures resolve: destroying it fails them
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def test_unwritable_output_pauses_commits_until_it_is_writable_again(
+    kafka_cluster: KafkaCluster, topics: Topics, tmp_path: Path
+) -> None:
+    bootstrap = kafka_cluster.bootstrap_servers
+    env = echo_env(bootstrap, topics)
+    group = env["GROUP_ID"]
+    with Supervised(ServiceProcess("echo", env, tmp_path / "echo.log")) as supervisor:
+        service = supervisor.service
+        service.wait_ready(90)
+        produce(bootstrap, topics.input, events(0, 2000))
+        wait_for(lambda: sum(committed(bootstrap, group, topics.input).values()) == 2000, 60, "first commits")
+        # every batch is now too large for the output topic: the broker refuses each produce
+        # (MESSAGE_TOO_LARGE, not retriable), as it would a revoked ACL or a full quota
+        _set_topic_config(bootstrap, topics.output, "max.message.bytes", "64")
+        blocked_at = time.monotonic()
+        produce(bootstrap, topics.input, events(2000, 5000))
+        time.sleep(8)
+        marks = committed(bootstrap, group, topics.input)
+        published = set(sources(collect(bootstrap, [topics.output], lambda rs: False, timeout_s=5)))
+        time.sleep(3)
+        assert committed(bootstrap, group, topics.input) == marks, "commits moved while nothing could be published"
+        unpublished_but_committed = [(p, o) for p, mark in marks.items() for o in range(mark)
+                                     if (p, o) not in published]
+        _set_topic_config(bootstrap, topics.output, "max.message.bytes", "1048588")
+        restored = time.monotonic()
+        outcome = settle(bootstrap, topics, restored, "output unwritable (max.message.bytes=64) ~15s")
+        restarts = supervisor.restarts
+    print(f"[unwritable output] restarts={restarts}; committed while blocked={sum(marks.values())} of 5000; "
+          f"blocked for {restored - blocked_at:.1f}s")
+    assert unpublished_but_committed == [], "input was committed without its output"
+    assert sum(marks.values()) < 5000
+    assert outcome.lost == 0
