@@ -14,7 +14,7 @@ import signal
 import socket
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -231,6 +231,8 @@ class ServiceApp:
             )
             records.extend(scored)
             dead.extend(rejected)
+            for topic, count in Counter(record.topic for record in scored).items():
+                self.metrics.outputs.labels(self.settings.service_name, topic).inc(count)
         dead = [d for d in dead if d.partition in self._assigned]
         records.extend(self._builder.dead_letters(dead))
         if self.state is not None:
