@@ -129,8 +129,8 @@ def predict(model: FraudNet, numeric: np.ndarray, categorical: np.ndarray | None
 
 
 def make_mlp(n_numeric: int) -> FraudNet:
-    """The shop model: numeric features plus an 8-wide embedding per hashed category."""
-    return FraudNet(n_numeric, BUCKETS, emb_dim=8, hidden=(64, 32), dropout=0.1)
+    """The shop model: numeric features plus a 4-wide embedding per hashed category."""
+    return FraudNet(n_numeric, BUCKETS, emb_dim=4, hidden=(64, 32), dropout=0.1)
 
 
 def fit_mlp(data: SimLike, *, velocity: bool = True, epochs: int = 8, seed: int = 0) -> FraudNet:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.fraud.features import Txn, from_transaction, replay
+from services.fraud.features import FEATURE_VERSION, Txn, from_transaction, replay
 from shared.schemas.payments import Transaction
 from shared.sim.payments import FraudMix
 from shared.sim.registry import make_stream, world_for
@@ -74,7 +74,8 @@ def build(
     mix = mix or FraudMix()
     desc = (f"sim payments seed={seed} shop={shop} hours={hours:g} mix=ct{mix.card_testing:g}/"
             f"ato{mix.account_takeover:g}/vel{mix.velocity:g}")  # fmt: skip
-    cached = cache_dir / (desc.replace(" ", "_").replace("/", "-") + ".npz") if cache_dir else None
+    name = f"{desc} features=v{FEATURE_VERSION}".replace(" ", "_").replace("/", "-") + ".npz"
+    cached = cache_dir / name if cache_dir else None
     if cached is not None and cached.exists():
         with np.load(cached) as z:
             return SimSet(z["numeric"], z["categorical"], z["label"], z["attack"], z["ts_ms"], desc)

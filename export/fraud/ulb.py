@@ -59,7 +59,7 @@ def _fit_predict(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, s
         return np.asarray(lr.fit(xtr, ytr).predict_proba(xte))[:, 1]
     if name == "lightgbm":
         gbm = LGBMClassifier(n_estimators=300, learning_rate=0.03, num_leaves=15, min_child_samples=10,
-                             subsample=0.8, subsample_freq=1, colsample_bytree=0.8, n_jobs=2,
+                             subsample=0.8, subsample_freq=1, colsample_bytree=0.8, n_jobs=1,
                              random_state=seed, verbose=-1)  # fmt: skip
         return np.asarray(gbm.fit(xtr, ytr).predict_proba(xte))[:, 1]
     # Picked among 5 small configurations on these folds (see docs/fraud.md): one hidden layer

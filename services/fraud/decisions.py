@@ -41,7 +41,7 @@ def fallback(
         decisions = [settings.fail_closed_decision] * len(numeric)
     else:
         decisions = ["review" if row.any() else "approve" for row in fired]
-    why = [(MODEL_UNAVAILABLE, *(RULE_REASONS[j] for j in np.flatnonzero(row))) for row in fired]
+    why = [(MODEL_UNAVAILABLE, *dict.fromkeys(RULE_REASONS[j] for j in np.flatnonzero(row))) for row in fired]
     return score, decisions, why
 
 

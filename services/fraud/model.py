@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from services.fraud.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES, REASON_GROUPS
+from services.fraud.features import CATEGORICAL_FEATURES, FEATURE_VERSION, NUMERIC_FEATURES, REASON_GROUPS
 from shared.errors import ModelSpecMismatch
 from shared.models.manifest import ModelManifest, TensorSpec
 from shared.models.slot import LoadedModel, ModelSlot
@@ -29,7 +29,7 @@ OUTPUTS = [TensorSpec(name="probability", dtype="float32", shape=("batch",))]
 
 
 def feature_spec() -> dict[str, Any]:
-    return {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)}
+    return {"version": FEATURE_VERSION, "numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)}
 
 
 def check_feature_spec(manifest: ModelManifest) -> None:

@@ -25,7 +25,7 @@ class Rules:
     count_1m: int = 3
     """Earlier payments of the same user within the last minute."""
     count_1h: int = 10
-    amount_24h_eur: float = 2000.0
+    amount_1h_eur: float = 1500.0
 
     def fired(self, numeric: np.ndarray) -> np.ndarray:
         """Boolean ``[rows, 4]``: which of the four rules each payment trips."""
@@ -33,7 +33,7 @@ class Rules:
             ("log_amount", self.amount_eur),
             ("cnt_1m", self.count_1m),
             ("cnt_1h", self.count_1h),
-            ("amt_24h", self.amount_24h_eur),
+            ("amt_1h", self.amount_1h_eur),
         )
         return np.stack([numeric[:, _COL[col]] >= math.log1p(limit) - 1e-6 for col, limit in checks], axis=1)
 
@@ -42,5 +42,5 @@ class Rules:
         return np.asarray(self.fired(numeric).sum(axis=1) / 4.0, dtype=np.float32)
 
 
-RULE_REASONS = ("high_amount", "velocity_1m", "velocity_1h", "velocity_24h")
+RULE_REASONS = ("high_amount", "velocity_1m", "velocity_1h", "velocity_1h")
 """Reason code of each rule, in :meth:`Rules.fired` column order."""

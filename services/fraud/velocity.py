@@ -11,7 +11,7 @@ State layout (one dict per user, stored as-is in the state store, ~1-3 KB)::
      "dev": [[device, last_ts], ...],           # most recently seen devices (<= 8)
      "cty": [[country, last_ts], ...],          # most recently seen countries (<= 8)
      "n": 17, "mu": 3.1, "m2": 4.2,             # Welford stats of log1p(amount) over all history
-     "last": ts_ms}                             # newest payment time seen
+     "first": ts_ms, "last": ts_ms}             # oldest and newest payment times seen
 
 Exact per-payment entries cover the 1 min and 1 h windows; the 24 h window sums hourly
 buckets (so it spans 23-24 h). Updates are idempotent per transaction id while the id is in
@@ -50,6 +50,7 @@ class VelocityState:
     n: int = 0
     mu: float = 0.0
     m2: float = 0.0
+    first_ts: int | None = None
     last_ts: int | None = None
 
     @classmethod
@@ -64,13 +65,15 @@ class VelocityState:
             n=int(d.get("n", 0)),
             mu=float(d.get("mu", 0.0)),
             m2=float(d.get("m2", 0.0)),
+            first_ts=d.get("first"),
             last_ts=d.get("last"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "r": self.recent, "h": self.hours, "dev": self.devices, "cty": self.countries,
-            "n": self.n, "mu": self.mu, "m2": self.m2, "last": self.last_ts,  # floats survive JSON exactly
+            "n": self.n, "mu": self.mu, "m2": self.m2,  # floats survive JSON exactly
+            "first": self.first_ts, "last": self.last_ts,
         }  # fmt: skip
 
     def seen(self, crc: int) -> bool:
@@ -85,6 +88,11 @@ class VelocityState:
         hour = ts_ms // HOUR_MS
         inside = [b for b in self.hours if hour - 24 < b[0] <= hour]
         return sum(int(b[1]) for b in inside), sum(float(b[2]) for b in inside)
+
+    def age_hours(self, ts_ms: int) -> float:
+        """Hours since the user's first payment, at least 1 (young histories are not rates yet)."""
+        first = self.first_ts if self.first_ts is not None else ts_ms
+        return max(1.0, (ts_ms - first) / HOUR_MS)
 
     def active(self, known: list[list[Any]], ts_ms: int) -> set[str]:
         """Values of ``known`` seen in the 24 h before ``ts_ms``."""
@@ -102,6 +110,7 @@ class VelocityState:
         self.devices = _remember(self.devices, device, ts_ms)
         self.countries = _remember(self.countries, country, ts_ms)
         self.last_ts = newest
+        self.first_ts = min(ts_ms, self.first_ts if self.first_ts is not None else ts_ms)
         x = math.log1p(max(amount, 0.0))
         self.n += 1
         delta = x - self.mu

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from services.fraud.features import NUMERIC_FEATURES
+from services.fraud.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from services.fraud.model import INPUTS, OUTPUTS, feature_spec
 from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
@@ -46,7 +46,7 @@ class StubSlot:
     loaded = True
 
     def __init__(self, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] = burst_model) -> None:
-        baseline = {"numeric": [0.0] * len(NUMERIC_FEATURES), "categorical": [0] * 5}
+        baseline = {"numeric": [0.0] * len(NUMERIC_FEATURES), "categorical": [0] * len(CATEGORICAL_FEATURES)}
         manifest = ModelManifest(
             name="fraud", version="v0042", sha256="0" * 64, inputs=INPUTS, outputs=OUTPUTS, opset=17,
             feature_spec=feature_spec(), preprocessing={"reason_baseline": baseline},

@@ -68,7 +68,7 @@ def test_a_burst_is_declined_with_an_alert_and_velocity_reasons() -> None:
 
 
 def test_reasons_for_every_payment_when_asked() -> None:
-    scorer, _, _ = make_scorer(reasons_for="all", review_threshold=0.5)
+    scorer, _, _ = make_scorer(reasons_for="all", review_threshold=0.5, decline_threshold=0.9)
     big = txn(1, amount=5000.0)
     [score] = _scores(list(scorer.score(events([big]))))
     assert score.decision == "review" and score.reasons == ("high_amount",)
