@@ -10,6 +10,7 @@ readiness off instead of dead-lettering good events; SIGTERM drains within a dea
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -38,6 +39,17 @@ from shared.settings import ServiceSettings
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1
+SHUTDOWN_GRACE_S = 5.0
+"""Time past the drain deadline before the watchdog ends the process."""
+EXIT_DRAIN_TIMEOUT = 70
+"""Exit status when the drain could not finish within its deadline."""
+
+
+def _exit_after(seconds: float) -> None:
+    time.sleep(seconds)
+    logger.error("drain did not finish within %.0fs of SIGTERM; exiting without a clean close", seconds)
+    logging.shutdown()
+    os._exit(EXIT_DRAIN_TIMEOUT)
 _DENIED = frozenset({
     KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
     KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -107,7 +119,19 @@ class ServiceApp:
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.stop())
+                signal.signal(sig, lambda *_: self._stop_from_signal())
+
+    def _stop_from_signal(self) -> None:
+        """SIGTERM/SIGINT: drain, but never outlive the deadline.
+
+        librdkafka's synchronous commit and close can block for minutes while every broker is
+        down; the orchestrator would then SIGKILL us anyway, so exit on our own, loudly.
+        """
+        first = self._stop_requested_at is None
+        self.stop()
+        if first:
+            grace = self.settings.runtime.shutdown_deadline_s + SHUTDOWN_GRACE_S
+            threading.Thread(target=_exit_after, args=(grace,), name="shutdown-watchdog", daemon=True).start()
 
     def _load(self) -> None:
         s = self.settings

@@ -206,3 +206,25 @@ def test_metrics_move_and_lag_drains_to_zero(kafka_bootstrap: str, topic_factory
     assert values["shopstream_end_to_end_seconds_count"] == 3000
     assert values["shopstream_inference_seconds_count"] == values["shopstream_batch_size_count"]
     assert 'shopstream_model_info{' in text and 'provider="none"' in text
+
+
+def test_sigterm_with_every_broker_down_still_exits_within_the_deadline(tmp_path: Path) -> None:
+    from shared.testing.kafka import KafkaBroker
+
+    with KafkaBroker() as broker:
+        env = {"INPUT_TOPIC": "down.in", "OUTPUT_TOPIC": "down.out", "KAFKA__BOOTSTRAP_SERVERS":
+               broker.bootstrap_servers, "RUNTIME__SHUTDOWN_DEADLINE_S": "4"}
+        service = ServiceProcess("echo", env, tmp_path / "echo.log").start()
+        try:
+            service.wait_ready()
+            produce(broker.bootstrap_servers, "down.in", [good(i) for i in range(200)])
+            broker.kill()
+            time.sleep(2)
+            started = time.monotonic()
+            code = service.terminate(timeout_s=60)
+            took = time.monotonic() - started
+        finally:
+            if service.alive():
+                service.kill()
+    assert took < 4 + 5 + 3, f"exit took {took:.1f}s with a 4 s deadline"
+    assert code in (0, 70), (tmp_path / "echo.log").read_text()[-2000:]
