@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from services.registry import SERVICE_MODULES, load_service
 from shared.errors import ConfigError
@@ -40,7 +41,7 @@ def load_settings(service: str, env_file: Path | None = None, secrets_dir: Path 
         kwargs["_secrets_dir"] = secrets_dir
     try:
         return spec.settings_class(**kwargs)
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         raise ConfigError(f"invalid settings for {service}: {exc}") from exc
 
 

@@ -78,3 +78,12 @@ def test_dlq_inspect_and_redrive_after_a_fix(kafka_bootstrap: str, topic_factory
         out = collect(kafka_bootstrap, [f"{topic}.out"], lambda rs: len(rs) >= 40, timeout_s=60)
     expected = {f"u{i}" for i in range(20)} | {f"s{i}" for i in range(20)}
     assert {json.loads(r.value or b"{}")["id"] for r in out} == expected
+
+
+def test_malformed_settings_are_a_clean_configuration_error() -> None:
+    env_result = subprocess.run(
+        [sys.executable, "-m", "shared.cli.main", "serve", "echo"], capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SHOPSTREAM_ECHO_KAFKA__EXTRA": "{bad"},
+    )
+    assert env_result.returncode == 2
+    assert "invalid settings for echo" in env_result.stderr and "Traceback" not in env_result.stderr
