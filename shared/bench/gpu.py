@@ -23,7 +23,7 @@ from shared.testing.services import produce
 
 logger = logging.getLogger(__name__)
 
-TENSORRT_BATCHES = (1, 32, 256, 1024)
+TENSORRT_BATCHES = (1, 64, 1024)
 """TensorRT builds an engine per new input shape; a short sweep keeps the script to minutes."""
 
 

@@ -100,13 +100,14 @@ def load_model(name: str, variant: str | None, providers: Sequence[str], threads
     return model, version
 
 
-def capture(service: str, events: int = 512) -> CapturedFeeds:
-    """The service's main-model feeds for ``events`` simulated events of its stream."""
+def capture(service: str, events: int = 4096, pairs: Sequence[tuple[bytes, bytes]] | None = None) -> CapturedFeeds:
+    """The service's main-model feeds for ``pairs`` (default: ``events`` simulated events of its stream)."""
     from shared.sim import iter_records
 
     harness = ServiceHarness(service, bench_topics(service, "bench.in", "bench.out"))
     try:
-        return capture_feeds(harness, list(iter_records(SERVICE_STREAMS[service], events)))
+        return capture_feeds(harness, pairs if pairs is not None else list(iter_records(SERVICE_STREAMS[service],
+                                                                                         events)))
     finally:
         harness.close()
 

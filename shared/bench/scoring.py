@@ -134,29 +134,32 @@ def recording_model_calls() -> Iterator[list[tuple[str, Feeds]]]:
 
 @dataclass(frozen=True)
 class CapturedFeeds:
-    """The main model's feeds for a batch of ``events`` scored events (rows may be more)."""
+    """The main model's largest feeds, and its rows per input event over the whole capture."""
 
     model: str
     feeds: Feeds
-    events: int
-
-    @property
-    def rows(self) -> int:
-        return int(next(iter(self.feeds.values())).shape[0])
-
-    @property
-    def rows_per_event(self) -> float:
-        return self.rows / max(self.events, 1)
+    rows_per_event: float
+    """Model rows per input event: several candidates per event, or fewer rows than events
+    when some events are answered without the model (cold-start users, dead letters)."""
 
 
-def capture_feeds(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]]) -> CapturedFeeds:
-    """The tensors the service's own feature code builds for ``pairs`` (its first main-model call)."""
+def _rows(feeds: Feeds) -> int:
+    return int(next(iter(feeds.values())).shape[0])
+
+
+def capture_feeds(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]], batch: int = 256) -> CapturedFeeds:
+    """Score ``pairs`` in batches of ``batch`` (state builds up as in the service) and keep the
+    tensors the service's own feature code built for its main model."""
+    records = as_records(pairs)
+    scoring_calls: list[Feeds] = []
     with recording_model_calls() as calls:
-        out = harness.score(as_records(pairs))
-    main = [feeds for name, feeds in calls if name == harness.model_name]
-    if not main:
-        raise RuntimeError(f"scoring {len(pairs)} events never called model {harness.model_name!r} "
-                           f"(calls: {sorted({n for n, _ in calls})})")
-    scored = sum(1 for r in out if r.topic == harness.settings.output_topic)
-    return CapturedFeeds(harness.model_name, main[0], scored)
+        for start in range(0, len(records), batch):
+            del calls[:]
+            harness.score(records[start:start + batch])
+            # The first main-model call of a batch scores it (fraud's second one explains flagged rows).
+            scoring_calls += [feeds for name, feeds in calls if name == harness.model_name][:1]
+    if not scoring_calls:
+        raise RuntimeError(f"scoring {len(pairs)} events never called model {harness.model_name!r}")
+    rows = sum(_rows(f) for f in scoring_calls)
+    return CapturedFeeds(harness.model_name, max(scoring_calls, key=_rows), rows / max(len(records), 1))
 

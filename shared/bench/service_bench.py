@@ -18,7 +18,7 @@ from pathlib import Path
 from shared.bench.contestants import RunResult, run_loop, run_peer, run_service
 from shared.bench.latency import LatencyResult, run_latency
 from shared.bench.measure import median_spread
-from shared.bench.model_limit import ModelLimit, measure_model_limit
+from shared.bench.model_limit import ModelLimit, capture, measure_model_limit
 from shared.bench.wiring import SERVICE_STREAMS, new_topic, wire
 from shared.settings import KafkaSettings
 from shared.testing.services import produce
@@ -82,8 +82,10 @@ def _attempt(report: ServiceReport, name: str, run: Callable[[], RunResult]) -> 
 
 def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig, log_dir: Path) -> ServiceReport:
     report = ServiceReport(service, config, load=[os.getloadavg()[0]])
-    report.model = measure_model_limit(service, repeats=config.repeats, min_s=config.model_min_s)
     records = sim_records(service, config.events)
+    # Rows per event over the very events the contestants read (state warms up as in the service).
+    captured = capture(service, pairs=[(k or b"", v or b"") for k, v in records])
+    report.model = measure_model_limit(service, repeats=config.repeats, min_s=config.model_min_s, captured=captured)
     source = new_topic(kafka, f"{service}-in", config.partitions)
     produce(kafka.bootstrap_servers, source, records)
     c, p = config, config.partitions
