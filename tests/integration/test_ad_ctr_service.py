@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -108,6 +107,6 @@ def test_throughput_with_and_without_the_creative_cache_gives_the_same_scores(
     print(f"\nad_ctr over the broker, {len(events)} requests / {n_cands} candidates (scorer time): "
           f"cache on {n_cands / cached_s:,.0f} cand/s, cache off {n_cands / uncached_s:,.0f} cand/s")
     assert cached.keys() == uncached.keys() and len(cached) == len(events)
-    assert 0 < cached_s and 0 < uncached_s
+    assert cached_s > 0 and uncached_s > 0
     for rid, p in cached.items():
         assert p == pytest.approx(uncached[rid], rel=1e-5)
