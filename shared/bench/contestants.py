@@ -129,6 +129,7 @@ def run_service(service: str, kafka: KafkaSettings, wiring: Wiring, count: int, 
         for proc in procs:
             terminate_service(proc)
     name = "shopstream" if instances == 1 else f"shopstream x{instances}"
+    logger.info("%s %s: %d events, %.0f events/s", service, name, timing.count, timing.throughput)
     return RunResult(name, timing.count, timing.throughput, usage)
 
 

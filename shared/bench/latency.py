@@ -69,6 +69,8 @@ def run_latency(service: str, kafka: KafkaSettings, records: Records, partitions
         proc.wait_ready(180)
         for fraction in levels:
             start = int(time.time() * 1000)
+            logger.info("%s latency: %.0f%% of saturation, %.0f events/s", service, fraction * 100,
+                        saturation * fraction)
             sent = _paced(kafka, source, records, saturation * fraction, seconds)
             phases.append(_Phase(fraction, saturation * fraction, start, int(time.time() * 1000), sent))
         timing = read_output_timing(kafka.bootstrap_servers, wiring.timed_topics, sum(p.sent for p in phases),

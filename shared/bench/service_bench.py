@@ -71,6 +71,7 @@ def sim_records(service: str, count: int) -> list[tuple[bytes | None, bytes | No
 
 def _attempt(report: ServiceReport, name: str, run: Callable[[], RunResult]) -> None:
     """Run one contestant; a failure is recorded (and shown in the report), not fatal."""
+    logger.info("%s: %s run %d", report.service, name, len(report.runs.get(name, [])) + 1)
     try:
         result = run()
     except Exception as exc:
@@ -78,6 +79,7 @@ def _attempt(report: ServiceReport, name: str, run: Callable[[], RunResult]) -> 
         report.skipped[name] = f"{type(exc).__name__}: {exc}"
         return
     report.runs.setdefault(name, []).append(result)
+    logger.info("%s: %s %.0f events/s", report.service, name, result.throughput)
 
 
 def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig, log_dir: Path) -> ServiceReport:

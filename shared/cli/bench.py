@@ -34,8 +34,8 @@ def register(sub: Any) -> None:
                         "instances; delivery: at-least-once vs exactly-once; all: every suite; gpu: CUDA/TensorRT")
     parser.add_argument("target", nargs="?", help="the service (service, scaling, delivery, gpu)")
     parser.add_argument("--events", type=int, default=20_000, help="pre-filled events per run")
-    parser.add_argument("--naive-events", type=int, default=1_500)
-    parser.add_argument("--peer-events", type=int, default=3_000)
+    parser.add_argument("--naive-events", type=int, default=1_000)
+    parser.add_argument("--peer-events", type=int, default=2_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="per load level")
@@ -102,7 +102,8 @@ def kafka_for(args: argparse.Namespace) -> Iterator[KafkaSettings]:
 def run(args: argparse.Namespace) -> int:
     from shared.bench import orchestrate
 
-    logging.getLogger("shared").setLevel(logging.WARNING)
+    logging.getLogger("shared").setLevel(logging.WARNING)  # the services' own start-up chatter
+    logging.getLogger("shared.bench").setLevel(logging.INFO)  # progress of a long run
     out = Output(args.out)
     out.add(f"machine: {machine()}")
     suite: Callable[[argparse.Namespace, Output, Path], int] = getattr(orchestrate, f"suite_{args.suite}")
