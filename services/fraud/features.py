@@ -52,7 +52,7 @@ HISTORY_CAP = 20
 """Stand-in gap for a user's first payment (a week), so the feature stays bounded."""
 
 REASON_GROUPS: dict[str, tuple[str, ...]] = {
-    "high_amount": ("log_amount",),
+    "amount": ("log_amount",),  # high or, for card testing, tiny: whichever way it pushed
     "velocity_1m": ("cnt_1m", "amt_1m"),
     "velocity_1h": ("cnt_1h", "amt_1h"),
     "velocity_24h": ("rate_24h", "amt_rate_24h"),

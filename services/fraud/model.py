@@ -2,7 +2,7 @@
 
 Reason codes are occlusion deltas: for each feature group of
 :data:`services.fraud.features.REASON_GROUPS`, the group is reset to a typical legitimate
-value (stored in the manifest) and the drop in probability is that group's contribution.
+value (stored in the manifest) and the drop in log-odds is that group's contribution.
 All groups of all explained rows go through ONE extra ONNX call per batch.
 """
 
@@ -71,7 +71,7 @@ def reasons(
     max_reasons: int,
     min_delta: float,
 ) -> list[tuple[str, ...]]:
-    """Top reason codes per row: groups whose reset lowers the probability the most."""
+    """Top reason codes per row: groups whose reset lowers the log-odds the most (by ``min_delta``)."""
     if len(numeric) == 0 or max_reasons == 0:
         return [() for _ in range(len(numeric))]
     base = loaded.manifest.preprocessing["reason_baseline"]
@@ -85,8 +85,15 @@ def reasons(
         nums.append(n)
         cats.append(c)
     reset = probabilities(loaded, np.concatenate(nums), np.concatenate(cats)).reshape(len(GROUPS), -1)
-    delta = probability[None, :] - reset  # [groups, rows]
+    # Log-odds, not probability: near p = 1 several redundant signals each move p by < 0.01
+    # while still carrying the decision.
+    delta = _logit(probability)[None, :] - _logit(reset)  # [groups, rows]
     return [_top(delta[:, i], max_reasons, min_delta) for i in range(len(numeric))]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q) - np.log1p(-q))
 
 
 def _top(delta: np.ndarray, k: int, min_delta: float) -> tuple[str, ...]:

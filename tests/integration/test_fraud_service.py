@@ -20,7 +20,7 @@ from shared.schemas import headers as h
 from shared.schemas.payments import FraudScore, Transaction
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from shared.sim.payments import FraudMix
-from shared.sim.registry import make_stream, world_for
+from shared.sim.registry import make_stream
 from shared.testing.services import Collected, ServiceProcess, collect, produce, service_in_thread
 from tests.unit.fraud_helpers import events
 
@@ -40,7 +40,7 @@ def fraud_settings(bootstrap: str, topic: str, group: str) -> FraudSettings:
 
 
 def sim_payments(n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    stream = make_stream("payments", world=world_for(7, 2_000, 500), mix=ATTACK_HEAVY)
+    stream = make_stream("payments", mix=ATTACK_HEAVY)  # the demo's shop, with 13x the attacks
     return list(stream.iter_dicts(n))
 
 
@@ -74,7 +74,7 @@ def test_one_score_per_payment_alerts_for_attacks_bad_input_dead_lettered(
     kafka_bootstrap: str, topic_factory, group_id_factory
 ) -> None:
     topic = topic_factory(partitions=3)
-    rows = sim_payments(3000)
+    rows = sim_payments(6000)
     produce(kafka_bootstrap, topic, records([e for e, _ in rows]) + bad_records(rows[0][0]))
     settings = fraud_settings(kafka_bootstrap, topic, group_id_factory())
     with service_in_thread(settings, FraudScorer(settings)):
@@ -86,11 +86,14 @@ def test_one_score_per_payment_alerts_for_attacks_bad_input_dead_lettered(
     truth = {e["txn_id"]: t for e, t in rows}
     alerts = [FraudScore.model_validate_json(r.value) for r in out.get(f"{topic}.alerts", [])]
     assert {a.txn_id for a in alerts} == {s.txn_id for s in scores if s.decision == "decline"}
-    caught = {truth[a.txn_id]["episode"] for a in alerts if truth[a.txn_id]["is_fraud"]}
-    episodes = {t["episode"] for _, t in rows if t["is_fraud"]}
     precision = sum(truth[a.txn_id]["is_fraud"] for a in alerts) / max(len(alerts), 1)
-    assert len(caught) >= 0.5 * len(episodes), f"alerts caught {len(caught)} of {len(episodes)} attack episodes"
-    assert precision >= 0.8, f"only {precision:.0%} of alerts are fraud"
+    assert precision >= 0.9, f"only {precision:.0%} of alerts are fraud"
+    # Velocity bursts are not asserted: in the first minutes of a shop no user has a history
+    # to burst against (held-out recall, later in the day, is in docs/fraud.md).
+    for attack, share in (("card_testing", 0.7), ("account_takeover", 0.3)):
+        episodes = {t["episode"] for _, t in rows if t["attack_type"] == attack}
+        caught = {truth[a.txn_id]["episode"] for a in alerts if truth[a.txn_id]["attack_type"] == attack}
+        assert len(caught) >= share * len(episodes), f"{attack}: alerts for {len(caught)} of {len(episodes)}"
     assert all(a.reasons for a in alerts), "every alert says why"
     dead = out[f"{topic}.dlq"]
     assert len(dead) == len(BAD)
@@ -152,3 +155,5 @@ def test_a_burst_straddling_a_restart_is_still_caught(
         assert got[w.txn_id].probability == pytest.approx(w.probability, abs=1e-5), "state survived the restart"
         assert got[w.txn_id].decision == w.decision
     assert got[payments[-1]["txn_id"]].decision == "decline", "the burst is caught after the restart"
+    amnesiac = expected_scores([], second)  # what a restart that lost the state would say
+    assert abs(amnesiac[0].probability - got[second[0]["txn_id"]].probability) > 0.1
