@@ -42,7 +42,8 @@ def read_all(kafka: KafkaSettings, topic: str) -> list[tuple[DeadLetter, bytes |
     """Every record currently on ``topic``, from the beginning to the end."""
     consumer = Consumer({**kafka.client_config("shopstream-dlq"), "group.id": f"shopstream-dlq-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "enable.partition.eof": True})
+                         # short: Tansu holds a group join until a session times out (10 s idle limit below)
+                         "enable.partition.eof": True, "session.timeout.ms": 6000})
     consumer.subscribe([topic])
     letters: list[tuple[DeadLetter, bytes | None, bytes | None]] = []
     eof: set[int] = set()

@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     kafka = kafka_from_args(args)
     consumer = Consumer({**kafka.client_config("shopstream-tail"), "group.id": f"shopstream-tail-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "session.timeout.ms": 6000})  # Tansu holds a group join until a session times out
     start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
 
     def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
