@@ -28,4 +28,5 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         hint = "pip install 'shopstream[train]'"
         raise ConfigError(f"'shopstream export' needs the train extra ({hint}): {exc}") from exc
-    return run_export(args.args or ["--help"])
+    forwarded = list(args.args[1:] if args.args[:1] == ["--"] else args.args)
+    return run_export(forwarded or ["--help"])

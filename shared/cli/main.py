@@ -46,6 +46,10 @@ def _command_modules() -> list[ModuleType]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:
+        # export owns all of its arguments (including --help), so argparse must not see them here
+        argv = ["export", "--", *argv[1:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     from shared.logconfig import configure_logging

@@ -87,3 +87,9 @@ def test_malformed_settings_are_a_clean_configuration_error() -> None:
     )
     assert env_result.returncode == 2
     assert "invalid settings for echo" in env_result.stderr and "Traceback" not in env_result.stderr
+
+
+def test_export_help_is_the_export_commands_own() -> None:
+    result = shopstream("export", "--help")
+    assert result.returncode == 0
+    assert "--from VERSION" in result.stdout and "--tiny" in result.stdout
