@@ -104,9 +104,9 @@ def kafka_panels() -> list[Panel]:
             (zero_fill(f"max by (service) (shopstream_paused{{{SEL}}})"), "{{service}} paused"),
             (f"sum by (service) (shopstream_inflight_messages{{{SEL}}})", "{{service}} in flight"),
         ), "short", description="Paused = backpressure or a failing scorer; in flight = produced, not yet acked."),
-        Panel("Rebalances (last 15 min)", (
-            (f"sum by (service, kind) (increase(shopstream_rebalances_total{{{SEL}}}[15m]))", "{{service}} {{kind}}"),
-        ), "short", description="Partition assignments, revocations and losses."),
+        Panel("Rebalances since start", (
+            (f"sum by (service, kind) (shopstream_rebalances_total{{{SEL}}})", "{{service}} {{kind}}"),
+        ), "short", description="Partition assignments, revocations and losses; a step is a rebalance."),
         Panel("Errors by kind", (
             (zero_fill(f"sum by (service, kind) (rate(shopstream_errors_total{{{SEL}}}[{RATE}]))"),
              "{{service}} {{kind}}"),
