@@ -19,7 +19,18 @@ from shared.models.manifest import ModelManifest
 from shared.models.repository import ModelRepository
 from shared.models.session import OnnxModel
 from shared.models.slot import ModelSlot
-from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Rejected, Scored, Scorer, ScoreResult
+from shared.runtime.metrics import BusinessMetrics, observe_many
+from shared.runtime.scorer import (
+    Event,
+    LoadContext,
+    ModelInfo,
+    Output,
+    Rejected,
+    Scored,
+    Scorer,
+    ScoreResult,
+    outputs_of,
+)
 from shared.schemas.ads import AdRequest, CandidateScore, CtrScores
 
 logger = logging.getLogger(__name__)
@@ -80,6 +91,12 @@ class AdCtrScorer(Scorer[AdRequest]):
         if bad:
             return Rejected("invalid_bid", f"bids must be finite and > 0; bad for ads {bad[:5]}")
         return None
+
+    def record_business_metrics(
+        self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
+    ) -> None:
+        pctrs = [c.pctr for scores in outputs_of(results, CtrScores) for c in scores.candidates]
+        observe_many(metrics.score.labels(service), pctrs)
 
     def score(self, batch: Sequence[Event[AdRequest]]) -> Sequence[ScoreResult]:
         if self._slot is None:

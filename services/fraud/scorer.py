@@ -14,6 +14,7 @@ Per micro-batch:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -27,7 +28,8 @@ from services.fraud.settings import FraudSettings
 from services.fraud.velocity import VelocityState
 from shared.errors import ScoringError
 from shared.models.slot import ModelSlot
-from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scored, Scorer, ScoreResult
+from shared.runtime.metrics import BusinessMetrics, observe_many
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scored, Scorer, ScoreResult, outputs_of
 from shared.runtime.state import StateStore
 from shared.schemas.payments import FraudScore, Transaction
 
@@ -57,6 +59,14 @@ class FraudScorer(Scorer[Transaction]):
 
     def key_of(self, event: Transaction) -> str | None:
         return event.user_id
+
+    def record_business_metrics(
+        self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
+    ) -> None:
+        scores = outputs_of(results, FraudScore)
+        for decision, count in Counter(s.decision for s in scores).items():
+            metrics.decisions.labels(service, decision).inc(count)
+        observe_many(metrics.score.labels(service), [s.probability for s in scores])
 
     def score(self, batch: Sequence[Event[Transaction]]) -> Sequence[ScoreResult]:
         assert self._state is not None, "load() first"

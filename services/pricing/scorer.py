@@ -22,7 +22,8 @@ from services.pricing.model import LoadedDemandModel, make_slot
 from services.pricing.optimizer import PricingProblem, optimise
 from services.pricing.overrides import Controls, controls_for, parse_global
 from services.pricing.settings import PricingSettings
-from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult
+from shared.runtime.metrics import BusinessMetrics, observe_many
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult, outputs_of
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingDecision, PricingRequest
 
@@ -79,6 +80,12 @@ class PricingScorer(Scorer[PricingRequest]):
 
     def key_of(self, event: PricingRequest) -> str | None:
         return event.sku
+
+    def record_business_metrics(
+        self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
+    ) -> None:
+        changes = [d.recommended_price / d.current_price - 1 for d in outputs_of(results, PricingDecision)]
+        observe_many(metrics.price_change.labels(service), changes)
 
     def score(self, batch: Sequence[Event[PricingRequest]]) -> Sequence[ScoreResult]:
         assert self._config is not None, "load() first"

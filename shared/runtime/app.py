@@ -295,7 +295,14 @@ class ServiceApp:
                 continue
             elapsed = time.perf_counter() - started
             self._on_scoring_success(len(events), elapsed)
+            self._record_business(results)
             return results
+
+    def _record_business(self, results: Sequence[ScoreResult]) -> None:
+        try:
+            self.scorer.record_business_metrics(self.settings.service_name, results, self.metrics.business)
+        except Exception:  # a dashboard metric must never stop scoring
+            logger.exception("recording business metrics failed")
 
     def _on_scoring_failure(self, batch: list[Pending], exc: Exception, backoff: float) -> None:
         first = batch[0].event

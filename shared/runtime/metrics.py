@@ -95,8 +95,39 @@ class RuntimeMetrics:
             "shopstream_paused", "1 while consumption is paused (backpressure or failing scorer)", ["service"],
             registry=r,
         )
+        self.business = BusinessMetrics(r)
         self.inflight = Gauge(
             "shopstream_inflight_messages", "Produced messages awaiting acknowledgement", ["service"], registry=r
+        )
+
+
+SCORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+PRICE_CHANGE_BUCKETS = (-0.2, -0.1, -0.05, -0.02, -0.005, 0.005, 0.02, 0.05, 0.1, 0.2)
+
+
+class BusinessMetrics:
+    """What a service's outputs mean for the shop, for the dashboards' business rows.
+
+    Scorers record these in :meth:`shared.runtime.scorer.Scorer.record_business_metrics`,
+    once per batch, from their own outputs.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.decisions = Counter(
+            "shopstream_business_decisions", "Outputs per decision (fraud: approve/review/decline)",
+            ["service", "decision"], registry=registry,
+        )
+        self.score = Histogram(
+            "shopstream_business_score", "Model scores (ad pCTR, fraud probability)", ["service"],
+            buckets=SCORE_BUCKETS, registry=registry,
+        )
+        self.price_change = Histogram(
+            "shopstream_business_price_change_ratio", "Recommended / current price - 1", ["service"],
+            buckets=PRICE_CHANGE_BUCKETS, registry=registry,
+        )
+        self.coverage = Gauge(
+            "shopstream_business_coverage_ratio",
+            "Distinct recommended items in a recent window / catalogue size", ["service"], registry=registry,
         )
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from shared.runtime.metrics import BusinessMetrics
     from shared.runtime.state import StateStore
     from shared.settings import ServiceSettings
 
@@ -68,6 +69,14 @@ class Rejected:
 
 
 ScoreResult = Scored | Rejected
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+def outputs_of(results: Sequence[ScoreResult], kind: type[OutT]) -> list[OutT]:
+    """The output values of one model class in a batch's results (for business metrics)."""
+    return [
+        out.value for r in results if isinstance(r, Scored) for out in r.outputs if isinstance(out.value, kind)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +140,12 @@ class Scorer(ABC, Generic[EventT]):
 
     def on_revoke(self, partitions: Sequence[int]) -> None:
         """Hook: partitions are about to be revoked (their state is dropped afterwards)."""
+
+    def record_business_metrics(
+        self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
+    ) -> None:
+        """Hook: after each scored batch, record what the outputs mean for the shop (decision mix,
+        score distribution, price changes, coverage). Errors are logged, never fatal."""
 
     def between_batches(self) -> None:
         """Hook: called between batches and on idle polls; must be cheap. Hot swaps go here."""
