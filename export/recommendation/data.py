@@ -105,6 +105,8 @@ def sample_negatives(ds: SequenceDataset, count: int, seed: int = NEGATIVE_SEED)
     out = np.empty((ds.num_users, count), dtype=np.int64)
     for u, seq in enumerate(ds.sequences):
         seen = set(seq)
+        if ds.num_items - len(seen) < count:
+            raise ValueError(f"user {u} leaves {ds.num_items - len(seen)} unseen items, fewer than {count}")
         chosen: list[int] = []
         picked: set[int] = set()
         while len(chosen) < count:

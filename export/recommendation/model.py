@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -80,7 +81,9 @@ class SASRec(nn.Module):
         self.cfg = cfg
         self.item_emb = nn.Embedding(cfg.num_items + 1, cfg.dim, padding_idx=0)
         self.attr_emb = nn.Embedding(cfg.num_attributes + 1, cfg.dim, padding_idx=0) if cfg.num_attributes else None
-        self.register_buffer("item_attrs", torch.zeros(cfg.num_items + 1, max(cfg.attrs_per_item, 1), dtype=torch.long))
+        # Data, not weights: rebuilt by set_attributes() from the data set, so kept out of checkpoints.
+        attrs = torch.zeros(cfg.num_items + 1, max(cfg.attrs_per_item, 1), dtype=torch.long)
+        self.register_buffer("item_attrs", attrs, persistent=False)
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln = nn.LayerNorm(cfg.dim)
@@ -92,6 +95,10 @@ class SASRec(nn.Module):
         nn.init.normal_(self.pos_emb.weight, std=0.02)
         if self.attr_emb is not None:
             nn.init.normal_(self.attr_emb.weight, std=0.02)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        state_dict.pop(prefix + "item_attrs", None)  # checkpoints from before it was non-persistent
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_attributes(self, attributes: dict[int, list[int]]) -> None:
         """Fill the item → attribute-ids table (ids ≥ 1; 0 pads); kept as a graph constant."""

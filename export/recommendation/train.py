@@ -104,7 +104,8 @@ def train(
             batches = make_batches(sequences, model.cfg.max_len, cfg.batch_size, rng)
             loss = _run_epoch(model, opt, batches, cfg.negatives)
             row = {"epoch": float(epoch), "loss": loss, "seconds": time.perf_counter() - start}
-            if epoch % cfg.eval_every == 0:
+            out_of_time = row["seconds"] > cfg.time_budget_s or epoch == cfg.epochs
+            if epoch % cfg.eval_every == 0 or out_of_time:  # the last epoch is always validated
                 row["valid"] = validate(model)
                 if row["valid"] > best[0]:
                     best, waited = (row["valid"], epoch, copy.deepcopy(model.state_dict())), 0
@@ -113,7 +114,7 @@ def train(
             history.append(row)
             logger.info("epoch %d %s", epoch, {k: round(v, 4) for k, v in row.items()})
             progress.update(task, advance=1, status=f"loss {loss:.3f} best valid {best[0]:.4f}")
-            if waited >= cfg.patience or row["seconds"] > cfg.time_budget_s:
+            if waited >= cfg.patience or out_of_time:
                 break
     model.load_state_dict(best[2])
     model.eval()

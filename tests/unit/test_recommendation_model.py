@@ -21,7 +21,7 @@ from shared.models.session import OnnxModel  # noqa: E402
 pytestmark = pytest.mark.train
 
 
-def _cyclic(n_users: int = 60, n_items: int = 12) -> SequenceDataset:
+def _cyclic(n_users: int = 60, n_items: int = 20) -> SequenceDataset:
     """Each user walks the items in a cycle from a random start: next item = current + 1."""
     rng = np.random.default_rng(0)
     seqs = []
@@ -33,11 +33,11 @@ def _cyclic(n_users: int = 60, n_items: int = 12) -> SequenceDataset:
 
 def _model(attrs: bool = False) -> SASRec:
     torch.manual_seed(0)
-    cfg = SASRecConfig(num_items=12, max_len=8, dim=16, layers=1, dropout=0.0,
+    cfg = SASRecConfig(num_items=20, max_len=8, dim=16, layers=1, dropout=0.0,
                        num_attributes=3 if attrs else 0, attrs_per_item=2 if attrs else 0)
     model = SASRec(cfg)
     if attrs:
-        model.set_attributes({i: [1 + i % 3] for i in range(1, 13)})
+        model.set_attributes({i: [1 + i % 3] for i in range(1, 21)})
     return model
 
 
@@ -57,8 +57,8 @@ def test_training_learns_a_deterministic_next_item_rule():
     def validate(m: SASRec) -> float:
         return evaluate(torch_predictor(m), ds, "valid", None, 8)["full"]["HR@1"]
 
-    result = train(model, ds.train_sequences(), TrainConfig(epochs=40, batch_size=16, lr=0.01, eval_every=10,
-                                                             progress=False), validate)
+    config = TrainConfig(epochs=30, batch_size=16, lr=0.01, eval_every=10, progress=False)
+    result = train(model, ds.train_sequences(), config, validate)
     report = evaluate(torch_predictor(result.model), ds, "test", sample_negatives(ds, 5), 8)
     assert report["full"]["HR@1"] > 0.9 and report["sampled"]["HR@1"] > 0.9
 
@@ -73,7 +73,7 @@ def test_sampled_softmax_loss_is_finite_and_differentiable():
 def test_export_passes_parity_and_the_served_graph_ranks_like_torch(tmp_path):
     ds = _cyclic()
     model = _model(attrs=True).eval()
-    spec = make_spec(12, 8, {"num_items": 12, "item_id_offset": 0, "max_len": 8})
+    spec = make_spec(20, 8, {"num_items": 20, "item_id_offset": 0, "max_len": 8})
     manifest = export_and_publish(
         TrainedModel(module=model, spec=spec, training=TrainingInfo(data="cyclic"), variants=()),
         ModelRepository(tmp_path),
