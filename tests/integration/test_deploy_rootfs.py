@@ -53,7 +53,12 @@ def test_service_scores_on_a_read_only_root_with_only_tmp_writable(
            f"{env_prefix}MODELS_DIR": str(ROOT / "models"), f"{env_prefix}INPUT_TOPIC": topic,
            f"{env_prefix}GROUP_ID": prefix, f"{env_prefix}RUNTIME__SESSION_TIMEOUT_MS": "6000"}
     probe = ROOT / f".{prefix}-probe"
-    script = (f"mount --make-rprivate / && mount -t tmpfs tmpfs /tmp && mount -o remount,bind,ro / && "
+    # The shell starts in ROOT; after /tmp becomes a fresh tmpfs, "." still names the original
+    # checkout, so it is bound back at its path (the clone may itself live under /tmp) and then
+    # made read-only like the rest of the root file system.
+    script = (f"mount --make-rprivate / && mount -t tmpfs tmpfs /tmp && mkdir -p {ROOT} && "
+              f"mount --no-canonicalize --bind . {ROOT} && cd {ROOT} && mount -o remount,bind,ro / && "
+              f"mount -o remount,bind,ro {ROOT} && "
               f"if touch {probe} 2>/dev/null; then echo ROOT-WRITABLE; exit 3; fi; "
               f"exec {sys.executable} -m shared.cli.main serve {service}")
     log_path = tmp_path / "service.log"
