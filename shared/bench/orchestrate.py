@@ -34,8 +34,9 @@ def _services(args: argparse.Namespace) -> list[str]:
 
 def _config(args: argparse.Namespace) -> ServiceBenchConfig:
     peer = args.peer_python if args.peer_python and Path(args.peer_python).exists() else None
-    return ServiceBenchConfig(events=args.events, naive_events=args.naive_events, peer_events=args.peer_events,
-                              partitions=args.partitions, repeats=args.repeats,
+    return ServiceBenchConfig(events=args.events, naive_events=args.naive_events,
+                              peer_events=args.peer_events or args.events, partitions=args.partitions,
+                              repeats=args.repeats,
                               latency_seconds=args.latency_seconds, peer_python=str(peer) if peer else None)
 
 

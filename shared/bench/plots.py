@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,11 @@ def plot_scaling(report: SuiteReport, path: Path) -> Path:
     spreads = [report.median(n)[1] for n in names]
     ax.errorbar(counts, medians, yerr=spreads, marker="o", capsize=3, label="measured")
     ax.plot(counts, [medians[0] * c for c in counts], linestyle="--", alpha=0.5, label="linear from 1 instance")
+    cpu = [r.cpu_s_per_1000 for r in report.runs[names[0]]]
+    if cpu and min(cpu) > 0:
+        cores = os.cpu_count() or 1
+        ceiling = cores * 1000 / (sum(cpu) / len(cpu))
+        ax.axhline(ceiling, color="grey", linestyle=":", label=f"{cores}-core ceiling (cores ÷ CPU per event)")
     ax.set_xticks(counts)
     ax.set_xlabel(f"instances (one group, {report.partitions} partitions)")
     ax.set_ylabel("events / s")

@@ -60,6 +60,21 @@ def ratios(report: ServiceReport) -> list[Ratio]:
     ]
 
 
+def cpu_per_event(runs: Sequence[RunResult]) -> float:
+    return median_spread([r.cpu_s_per_1000 for r in runs])[0] if runs else float("nan")
+
+
+def cpu_lines(report: ServiceReport) -> list[str]:
+    """CPU cost per event relative to shopstream: robust where load decides throughput."""
+    shop = cpu_per_event(report.runs.get("shopstream", []))
+    out = []
+    for name in ("naive", "peer"):
+        other = cpu_per_event(report.runs.get(name, []))
+        if not math.isnan(ratio(other, shop)):
+            out.append(f"- CPU per event, {name} / shopstream = {fmt_ratio(ratio(other, shop))}")
+    return out
+
+
 def run_row(name: str, runs: Sequence[RunResult]) -> str:
     if not runs:
         return f"| {name} | n/a | | | |"
@@ -86,6 +101,7 @@ def format_service(report: ServiceReport) -> str:
     lines += [run_row(name, report.runs.get(name, [])) for name in CONTESTANTS]
     lines.append("")
     lines += [r.line() for r in ratios(report)]
+    lines += cpu_lines(report)
     lines += [f"- {name} not measured: {why}" for name, why in report.skipped.items()]
     if report.latency:
         lines += ["", "| load | target events/s | sent events/s | p50 ms | p95 ms | p99 ms |",

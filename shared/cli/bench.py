@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     parser.add_argument("target", nargs="?", help="the service (service, scaling, delivery, gpu)")
     parser.add_argument("--events", type=int, default=20_000, help="pre-filled events per run")
     parser.add_argument("--naive-events", type=int, default=1_000)
-    parser.add_argument("--peer-events", type=int, default=2_000)
+    parser.add_argument("--peer-events", type=int, help="default: --events (the very events shopstream reads; "
+                        "stateful scorers cost more once their state is warm, so a prefix would flatter the peer)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="per load level")

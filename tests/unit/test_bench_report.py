@@ -85,3 +85,9 @@ def test_median_spread_and_ratio_formatting() -> None:
     assert fmt_ratio(0.8123) == "0.81"
     assert fmt_ratio(37.25) == "37.2"
     assert fmt_ratio(float("nan")) == "n/a"
+
+
+def test_cpu_cost_per_event_is_compared_to_shopstream() -> None:
+    report = _report()
+    report.runs["peer"] = [_run("peer", 300, cpu=6.0)]
+    assert "- CPU per event, peer / shopstream = 3.00" in format_service(report)
