@@ -10,6 +10,7 @@ Options (``--set key=value``):
   Beauty's ``item2attributes``; ``0``: item ids only),
 * ``dim`` (64), ``layers`` (2), ``heads`` (1), ``dropout`` (0.2 sim, 0.5 real), ``max_len`` (50),
   ``negatives`` (1024 shared uniform negatives per batch; 0 = full softmax), ``lr`` (0.002),
+  ``bce`` (weight of an extra SASRec-style binary loss, 0),
   ``budget_s`` (training wall-clock cap: 400 sim, 1140 real), ``batch`` (256),
   ``patience`` (validations without gain before stopping, 4; one validation per 2 epochs).
 
@@ -94,6 +95,7 @@ def _configs(args: RecipeArgs, ds: SequenceDataset) -> tuple[SASRecConfig, Train
         lr=float(o.get("lr", 1e-3 if args.from_version else 2e-3)),
         time_budget_s=float(o.get("budget_s", 400 if sim else 1140)),
         negatives=int(o.get("negatives", 1024)),
+        bce_weight=float(o.get("bce", 0.0)),
         patience=int(o.get("patience", 4)),
         seed=args.seed,
         progress=args.progress,

@@ -42,6 +42,8 @@ class TrainConfig:
     negatives: int = 0
     """0 = full softmax over all items; n > 0 = softmax over the target and n shared uniform
     negatives per batch (a cheap approximation for a busy CPU)."""
+    bce_weight: float = 0.0
+    """Weight of the extra binary loss (see :func:`batch_loss`); 0 = cross-entropy only."""
     progress: bool = True
 
 
@@ -71,17 +73,27 @@ def make_batches(
     return batches
 
 
-def batch_loss(model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, negatives: int = 0) -> torch.Tensor:
-    """Mean cross-entropy at every real (non-padded) position, over all items or a sample."""
+def batch_loss(
+    model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, negatives: int = 0, bce_weight: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy at every real (non-padded) position, over all items or a sample.
+
+    ``bce_weight`` adds SASRec's binary loss against the same uniform negatives (target logit
+    above 0, random items below 0): it is what the sampled-negative protocol rewards.
+    """
     mask = targets > 0
     hidden, target = model.hidden(inputs)[mask], targets[mask]
     if negatives <= 0:
         return F.cross_entropy(model.logits(hidden), target)
     sampled = torch.randint(1, model.cfg.num_items + 1, (negatives,))
     positive = (hidden * model.item_vectors(target)).sum(-1, keepdim=True)
-    negative = (hidden @ model.item_vectors(sampled).t()).masked_fill(sampled.unsqueeze(0) == target.unsqueeze(1), -1e4)
-    logits = torch.cat([positive, negative], dim=1)
-    return F.cross_entropy(logits, torch.zeros_like(target))
+    clash = sampled.unsqueeze(0) == target.unsqueeze(1)
+    negative = (hidden @ model.item_vectors(sampled).t()).masked_fill(clash, -1e4)
+    loss = F.cross_entropy(torch.cat([positive, negative], dim=1), torch.zeros_like(target))
+    if bce_weight > 0:
+        binary = -F.logsigmoid(positive).mean() - F.logsigmoid(-negative).mean()
+        loss = loss + bce_weight * binary
+    return loss
 
 
 def train(
@@ -102,7 +114,7 @@ def train(
         task = progress.add_task("sasrec", total=cfg.epochs, status="")
         for epoch in range(1, cfg.epochs + 1):
             batches = make_batches(sequences, model.cfg.max_len, cfg.batch_size, rng)
-            loss = _run_epoch(model, opt, batches, cfg.negatives)
+            loss = _run_epoch(model, opt, batches, cfg)
             row = {"epoch": float(epoch), "loss": loss, "seconds": time.perf_counter() - start}
             out_of_time = row["seconds"] > cfg.time_budget_s or epoch == cfg.epochs
             if epoch % cfg.eval_every == 0 or out_of_time:  # the last epoch is always validated
@@ -122,13 +134,13 @@ def train(
 
 
 def _run_epoch(
-    model: SASRec, opt: torch.optim.Optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]], negatives: int
+    model: SASRec, opt: torch.optim.Optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]], cfg: TrainConfig
 ) -> float:
     model.train()
     total, count = 0.0, 0
     for inputs, targets in batches:
         opt.zero_grad(set_to_none=True)
-        loss = batch_loss(model, inputs, targets, negatives)
+        loss = batch_loss(model, inputs, targets, cfg.negatives, cfg.bce_weight)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         total += float(loss.detach()) * len(inputs)

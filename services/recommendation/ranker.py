@@ -70,7 +70,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(columns, values)``, each ``[rows, k]``; excluded items should carry ``-inf``.
     """
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
     vals = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)

@@ -171,7 +171,8 @@ class RecommendationScorer(Scorer[ClickEvent]):
         e = plan.event
         record = RecoScores(
             user_id=e.user_id,
-            items=tuple(ScoredItem(item_id=i, score=s) for i, s in items),
+            # ids come from the catalogue and scores are finite: skip per-item validation (hot path)
+            items=tuple(ScoredItem.model_construct(item_id=i, score=s) for i, s in items),
             k=self.settings.top_k,
             model_version=version,
             source=SourceRef(ts_ms=e.ts_ms, item_id=e.item_id, event_type=e.event_type, session_id=e.session_id),

@@ -56,7 +56,7 @@ def test_replayed_sequences_get_k_items_never_purchased_and_bad_events_are_dead_
     topic = topic_factory(partitions=2)
     events = sim_events(600)
     unknown = {**events[0], "item_id": 50_000_000}
-    bad = [(b"u-bad", json.dumps(unknown).encode()), (b"u-bad", b'{"user_id": "u-bad", "item_id": ')]
+    bad = [(str(unknown["user_id"]).encode(), json.dumps(unknown).encode()), (b"u-bad", b'{"user_id": "u-bad", ')]
     produce(kafka_bootstrap, topic, records(events) + bad)
     settings = reco_settings(kafka_bootstrap, topic, group_id_factory())
     with service_in_thread(settings, RecommendationScorer(settings, StaticConfig())):
@@ -96,7 +96,8 @@ def test_history_from_before_a_sigkill_is_used_after_the_restart(
     kafka_bootstrap: str, topic_factory, group_id_factory, tmp_path: Path
 ) -> None:
     topic = topic_factory(partitions=1)
-    user_events = [e for e in sim_events(3000) if e["user_id"] == sim_events(1)[0]["user_id"]]
+    stream = sim_events(3000)
+    user_events = [e for e in stream if e["user_id"] == stream[0]["user_id"]]
     before, after = user_events[:-1], user_events[-1:]
     env = {
         "INPUT_TOPIC": topic, "OUTPUT_TOPIC": f"{topic}.reco", "GROUP_ID": group_id_factory(),
