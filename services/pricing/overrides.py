@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.pricing.config_topic import ConfigSource
 from services.pricing.guardrails import GuardrailConfig
+from shared.kafka.config_topic import ConfigSource
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from services.pricing.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
 from services.pricing.decisions import build_outputs, context_of
 from services.pricing.guardrails import Infeasible, PriceInputs, PriceLimits, hard_bounds, price_limits
 from services.pricing.model import LoadedDemandModel, make_slot
 from services.pricing.optimizer import PricingProblem, optimise
 from services.pricing.overrides import Controls, controls_for, parse_global
 from services.pricing.settings import PricingSettings
+from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics, observe_many
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult, outputs_of
 from shared.runtime.state import StateStore

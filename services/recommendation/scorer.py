@@ -13,6 +13,7 @@ An item id outside the model's catalogue is rejected to the DLQ as ``unknown_ite
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -20,17 +21,31 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from services.pricing.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
 from services.recommendation.catalog import BusinessFilters, ItemCatalog
 from services.recommendation.features import append_event, empty_history, record_purchase, sequence_of
 from services.recommendation.ranker import OnnxRanker, make_slot, top_k
 from services.recommendation.settings import RecommendationSettings
+from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
 from shared.models.slot import LoadedModel
-from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Rejected, Scored, Scorer, ScoreResult
+from shared.runtime.metrics import BusinessMetrics
+from shared.runtime.scorer import (
+    Event,
+    LoadContext,
+    ModelInfo,
+    Output,
+    Rejected,
+    Scored,
+    Scorer,
+    ScoreResult,
+    outputs_of,
+)
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import ClickEvent, RecoScores, ScoredItem, SourceRef
 
 logger = logging.getLogger(__name__)
+
+COVERAGE_WINDOW = 1000
+"""Recommendation lists the K-coverage metric looks back over."""
 
 FILTERS_KEY = "filters"
 
@@ -58,6 +73,7 @@ class RecommendationScorer(Scorer[ClickEvent]):
         self._reader: CompactedTopicReader | None = None
         self._fallback = BusinessFilters(frozenset(settings.out_of_stock), frozenset(settings.blocked_categories))
         self._catalog: tuple[str, ItemCatalog] | None = None
+        self._recent_lists: deque[tuple[int, ...]] = deque(maxlen=COVERAGE_WINDOW)
 
     def load(self, context: LoadContext) -> None:
         if context.state is not None:
@@ -92,6 +108,16 @@ class RecommendationScorer(Scorer[ClickEvent]):
         """The business filters in force: the config topic's ``filters`` key, else settings."""
         value = self._config.get(FILTERS_KEY) if self._config is not None else None
         return BusinessFilters.from_json(value, self._fallback)
+
+    def record_business_metrics(
+        self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
+    ) -> None:
+        """K-coverage: distinct items among the last ``COVERAGE_WINDOW`` recommendation lists."""
+        for scores in outputs_of(results, RecoScores):
+            self._recent_lists.append(tuple(i.item_id for i in scores.items))
+        if self._catalog is not None and self._recent_lists:
+            distinct = len({item for items in self._recent_lists for item in items})
+            metrics.coverage.labels(service).set(distinct / max(self._catalog[1].num_items, 1))
 
     def score(self, batch: Sequence[Event[ClickEvent]]) -> Sequence[ScoreResult]:
         loaded = self._slot.current
