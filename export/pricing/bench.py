@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer
 
-from services.pricing.config_topic import StaticConfig
 from services.pricing.scorer import PricingScorer
 from services.pricing.settings import PricingSettings
+from shared.kafka.config_topic import StaticConfig
 from shared.runtime.scorer import Event, LoadContext
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingRequest

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from services.pricing.config_topic import StaticConfig
 from services.recommendation.scorer import RecommendationScorer
 from services.recommendation.settings import RecommendationSettings
+from shared.kafka.config_topic import StaticConfig
 from shared.runtime.scorer import Event, LoadContext
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import ClickEvent
