@@ -28,7 +28,15 @@ def log_kafka_error(err: KafkaError) -> None:
     logger.log(level, "kafka client error: %s (code=%s fatal=%s)", err.str(), err.name(), err.fatal())
 
 
+RECOVERY_DEFAULTS = {
+    # librdkafka backs off reconnects up to 10 s by default; after a broker or coordinator
+    # fails over, that alone can stall a service for ten seconds. One second is plenty.
+    "reconnect.backoff.max.ms": 1000,
+}
+
+
 def _with_callbacks(config: dict[str, Any], on_error: Callable[[KafkaError], None] | None) -> dict[str, Any]:
+    config = {**RECOVERY_DEFAULTS, **config}
     config["error_cb"] = on_error or log_kafka_error
     return config
 

@@ -81,6 +81,7 @@ class ServiceApp:
         """A fatal client error (e.g. a fenced static member): the clients are unusable."""
         self._stop = threading.Event()
         self._stop_requested_at: float | None = None
+        self._watchdog_armed = False
         self._server: HealthServer | None = None
         self._consumer: Consumer | None = None
         self._delivery: Delivery | None = None
@@ -113,6 +114,9 @@ class ServiceApp:
             self._consumer, self._delivery = self._connect()
             self._loop()
             self._drain()
+        except BaseException:
+            self._arm_watchdog()  # failing anyway: librdkafka's close must not hold the process
+            raise
         finally:
             self._close()
 
@@ -130,6 +134,12 @@ class ServiceApp:
         first = self._stop_requested_at is None
         self.stop()
         if first:
+            self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        """In a service process (main thread), exit at the latest this long after now."""
+        if threading.current_thread() is threading.main_thread() and not self._watchdog_armed:
+            self._watchdog_armed = True
             grace = self.settings.runtime.shutdown_deadline_s + SHUTDOWN_GRACE_S
             threading.Thread(target=_exit_after, args=(grace,), name="shutdown-watchdog", daemon=True).start()
 
