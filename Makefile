@@ -9,8 +9,9 @@ demo:
 test:
 	@venv=$$(scripts/setup.sh all) && \
 	  echo "== ruff" && "$$venv/bin/ruff" check . && \
-	  echo "== mypy" && "$$venv/bin/mypy" && \
-	  echo "== pytest" && "$$venv/bin/python" -m pytest -q
+	  echo "== mypy" && "$$venv/bin/mypy" --cache-dir "$${XDG_CACHE_HOME:-$$HOME/.cache}/shopstream/mypy" && \
+	  echo "== pytest" && "$$venv/bin/python" -m pytest -q --durations=15
 
 lint:
-	@venv=$$(scripts/setup.sh all) && "$$venv/bin/ruff" check . && "$$venv/bin/mypy"
+	@venv=$$(scripts/setup.sh all) && "$$venv/bin/ruff" check . && \
+	  "$$venv/bin/mypy" --cache-dir "$${XDG_CACHE_HOME:-$$HOME/.cache}/shopstream/mypy"
