@@ -100,6 +100,7 @@ def _stop_service(process: ServiceProcess) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="shopstream-demo-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     names = available_services()
@@ -126,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(2.0)  # let the last events reach the services before they drain
         snapshots = view.final()
     view.print_summary(snapshots)
+    if tap.first_score_at is not None:
+        print(f"first score {tap.first_score_at - started:.1f} s after the demo started")
     idle = [name for name, snap in snapshots.items() if snap is None or snap.scored <= 0]
     if idle or not names:
         print(f"services with no scores: {', '.join(idle) or 'none available'}")

@@ -32,6 +32,8 @@ class SampleTap:
         self._topics = {load_service(s).settings_class().output_topic: s for s in services}
         self._kafka = kafka
         self.samples: dict[str, deque[str]] = {s: deque(maxlen=SAMPLES_PER_SERVICE) for s in services}
+        self.first_score_at: float | None = None
+        """``time.monotonic()`` when the first score of any service was read."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sample-tap", daemon=True)
 
@@ -57,6 +59,7 @@ class SampleTap:
                     continue
                 service = self._topics.get(msg.topic() or "")
                 if service is not None:
+                    self.first_score_at = self.first_score_at or time.monotonic()
                     self.samples[service].append(describe_record(msg.topic() or "", json.loads(msg.value() or b"{}")))
         finally:
             consumer.close()
