@@ -25,7 +25,7 @@ from shared.kafka.clients import make_consumer, make_producer, partition_lags
 from shared.kafka.message import MessageLike
 from shared.models.slot import use_process_metrics
 from shared.runtime.batcher import Batcher
-from shared.runtime.codec import DeadLetterRecord, RecordDecoder
+from shared.runtime.codec import DECODE_REASONS, DeadLetterRecord, RecordDecoder
 from shared.runtime.delivery import AtLeastOnce, Delivery, ExactlyOnce, OutRecord
 from shared.runtime.health import HealthServer, HealthState
 from shared.runtime.metrics import RuntimeMetrics, observe_many
@@ -90,6 +90,8 @@ class ServiceApp:
         self._consumed_total = self.metrics.consumed.labels(service, topic)
         self._scored_total = self.metrics.scored.labels(service, topic)
         self._e2e = self.metrics.end_to_end.labels(service)
+        for reason in DECODE_REASONS:  # series exist from the start, so rate() sees a first burst
+            self.metrics.dead_lettered.labels(service, topic, reason)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -27,6 +27,13 @@ smaller ones keep every byte, so they can be redriven after the limit is raised.
 OVERSIZED_KEEP_BYTES = 1024
 
 
+DECODE_REASONS = (
+    "malformed_json", "unknown_field", "missing_field", "non_finite_number", "invalid_value", "invalid_utf8",
+    "oversized", "missing_value", "missing_key", "invalid_key", "key_mismatch",
+)
+"""Every reason this module (and the schema decoder) gives a dead letter; scorers may add their own."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetterRecord:
     """A record bound for ``<topic>.dlq``, with the reason it was refused."""
