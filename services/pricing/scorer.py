@@ -21,7 +21,7 @@ from services.pricing.model import LoadedDemandModel, make_slot
 from services.pricing.optimizer import PricingProblem, optimise
 from services.pricing.overrides import Controls, controls_for, parse_global
 from services.pricing.settings import PricingSettings
-from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
+from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig, start_reader
 from shared.runtime.metrics import BusinessMetrics, observe_many
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult, outputs_of
 from shared.runtime.state import StateStore
@@ -62,12 +62,10 @@ class PricingScorer(Scorer[PricingRequest]):
         self._state = context.state
         self._slot.load()
         if self._config is None and self.settings.config_topic:
-            self._reader = CompactedTopicReader(
-                self.settings.kafka, self.settings.config_topic, f"{self.settings.service_name}-config"
+            self._reader = start_reader(
+                self.settings.kafka, self.settings.config_topic, f"{self.settings.service_name}-config",
+                self.settings.config_wait_s,
             )
-            self._reader.start()
-            if not self._reader.wait_caught_up(self.settings.config_wait_s):
-                logger.warning("config topic %s not read to its end yet; serving anyway", self.settings.config_topic)
             self._config = self._reader
         self._config = self._config or StaticConfig()
 

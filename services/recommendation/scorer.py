@@ -25,7 +25,7 @@ from services.recommendation.catalog import BusinessFilters, ItemCatalog
 from services.recommendation.features import append_event, empty_history, record_purchase, sequence_of
 from services.recommendation.ranker import OnnxRanker, make_slot, top_k
 from services.recommendation.settings import RecommendationSettings
-from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig
+from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig, start_reader
 from shared.models.slot import LoadedModel
 from shared.runtime.metrics import BusinessMetrics
 from shared.runtime.scorer import (
@@ -80,12 +80,10 @@ class RecommendationScorer(Scorer[ClickEvent]):
             self._state = context.state
         self._slot.load()
         if self._config is None and self.settings.config_topic:
-            self._reader = CompactedTopicReader(
-                self.settings.kafka, self.settings.config_topic, f"{self.settings.service_name}-config"
+            self._reader = start_reader(
+                self.settings.kafka, self.settings.config_topic, f"{self.settings.service_name}-config",
+                self.settings.config_wait_s,
             )
-            self._reader.start()
-            if not self._reader.wait_caught_up(self.settings.config_wait_s):
-                logger.warning("config topic %s not read to its end yet; serving anyway", self.settings.config_topic)
             self._config = self._reader
         self._config = self._config or StaticConfig()
 

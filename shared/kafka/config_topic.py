@@ -141,3 +141,12 @@ class CompactedTopicReader:
                 logger.warning("config topic %s: %s", self.topic, err.str())
             return
         self._values = apply_record(self._values, msg.key(), msg.value())
+
+
+def start_reader(kafka: KafkaSettings, topic: str, client_id: str, wait_s: float) -> CompactedTopicReader:
+    """Start a reader and wait up to ``wait_s`` for it to catch up (serving anyway, with a warning)."""
+    reader = CompactedTopicReader(kafka, topic, client_id)
+    reader.start()
+    if not reader.wait_caught_up(wait_s):
+        logger.warning("config topic %s not read to its end yet; serving anyway", topic)
+    return reader

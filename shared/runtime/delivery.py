@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -35,7 +36,7 @@ class OutRecord(NamedTuple):
 UnitDone = Callable[[DeliveryUnit], None]
 
 
-class Delivery:
+class Delivery(ABC):
     """Common produce path; subclasses decide when input offsets are committed."""
 
     def __init__(self, producer: Producer, input_topic: str, on_unit_done: UnitDone) -> None:
@@ -71,10 +72,13 @@ class Delivery:
                 callback(exc.args[0], None)
                 return
 
+    @abstractmethod
     def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
-        raise NotImplementedError
+        """Produce one batch's records; commit its input offsets when the strategy says so."""
 
-    def maybe_commit(self, consumer: Consumer, force: bool = False, partitions: set[int] | None = None) -> None:
+    def maybe_commit(  # noqa: B027 — a hook: exactly-once commits inside its transactions instead
+        self, consumer: Consumer, force: bool = False, partitions: set[int] | None = None
+    ) -> None:
         """Commit what is safe (at-least-once); exactly-once commits inside transactions."""
 
     def inflight(self) -> int:
