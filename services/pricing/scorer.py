@@ -61,13 +61,9 @@ class PricingScorer(Scorer[PricingRequest]):
     def load(self, context: LoadContext) -> None:
         self._state = context.state
         self._slot.load()
-        if self._config is None and self.settings.config_topic:
-            self._reader = start_reader(
-                self.settings.kafka, self.settings.config_topic, f"{self.settings.service_name}-config",
-                self.settings.config_wait_s,
-            )
-            self._config = self._reader
-        self._config = self._config or StaticConfig()
+        if self._config is None:
+            self._reader = start_reader(self.settings)
+            self._config = self._reader or StaticConfig()
 
     @property
     def model_info(self) -> ModelInfo:

@@ -143,10 +143,20 @@ class CompactedTopicReader:
         self._values = apply_record(self._values, msg.key(), msg.value())
 
 
-def start_reader(kafka: KafkaSettings, topic: str, client_id: str, wait_s: float) -> CompactedTopicReader:
-    """Start a reader and wait up to ``wait_s`` for it to catch up (serving anyway, with a warning)."""
-    reader = CompactedTopicReader(kafka, topic, client_id)
+class ConfigTopicSettings(Protocol):
+    kafka: KafkaSettings
+    service_name: str
+    config_topic: str | None
+    config_wait_s: float
+
+
+def start_reader(settings: ConfigTopicSettings) -> CompactedTopicReader | None:
+    """The service's config-topic reader, started and caught up (up to ``config_wait_s``; a warning
+    and serving anyway past that), or ``None`` when no config topic is set."""
+    if not settings.config_topic:
+        return None
+    reader = CompactedTopicReader(settings.kafka, settings.config_topic, f"{settings.service_name}-config")
     reader.start()
-    if not reader.wait_caught_up(wait_s):
-        logger.warning("config topic %s not read to its end yet; serving anyway", topic)
+    if not reader.wait_caught_up(settings.config_wait_s):
+        logger.warning("config topic %s not read to its end yet; serving anyway", settings.config_topic)
     return reader
