@@ -37,6 +37,8 @@ class SASRecConfig:
     num_attributes: int = 0
     """Item side features (brand, category ids ≥ 1); 0 = item ids only."""
     attrs_per_item: int = 0
+    item_bias: bool = False
+    """A learned per-item output bias (item popularity the dot product need not encode)."""
 
     def to_dict(self) -> dict[str, int | float]:
         return asdict(self)
@@ -91,6 +93,7 @@ class SASRec(nn.Module):
         pad_bias = torch.zeros(cfg.num_items + 1)
         pad_bias[0] = PAD_SCORE
         self.register_buffer("pad_bias", pad_bias)
+        self.item_bias = nn.Parameter(torch.zeros(cfg.num_items + 1)) if cfg.item_bias else None
         nn.init.normal_(self.item_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
         if self.attr_emb is not None:
@@ -155,7 +158,12 @@ class SASRec(nn.Module):
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Scores over every item id (column 0 = padding) for hidden states ``[..., dim]``."""
-        return h @ self.item_table().t() + self.pad_bias
+        out: torch.Tensor = h @ self.item_table().t() + self.pad_bias
+        return out if self.item_bias is None else out + self.item_bias
+
+    def output_bias(self, ids: torch.Tensor) -> torch.Tensor:
+        """The learned bias of the given item ids (zeros without one), for sampled losses."""
+        return torch.zeros(ids.shape) if self.item_bias is None else self.item_bias[ids]
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """The serving graph: next-item scores after the last (newest) position."""

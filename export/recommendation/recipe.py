@@ -10,7 +10,11 @@ Options (``--set key=value``):
   Beauty's ``item2attributes``; ``0``: item ids only),
 * ``dim`` (64), ``layers`` (2), ``heads`` (1), ``dropout`` (0.2 sim, 0.5 real), ``max_len`` (50),
   ``negatives`` (1024 shared uniform negatives per batch; 0 = full softmax), ``lr`` (0.002),
-  ``bce`` (weight of an extra SASRec-style binary loss, 0),
+  ``bce`` (weight of an extra SASRec-style binary loss, 0), ``ce`` (weight of the
+  cross-entropy, 1; ``ce=0 bce=1`` is SASRec's binary loss alone), ``bias`` (``1``: a learned
+  per-item output bias; 0, the default, keeps older checkpoints loadable),
+  ``select`` (early-stopping metric: ``full`` NDCG@10, the default, or ``sampled`` NDCG@10
+  against validation negatives drawn with their own seed, never the test ones),
   ``budget_s`` (training wall-clock cap: 400 sim, 1140 real), ``batch`` (256),
   ``patience`` (validations without gain before stopping, 4; one validation per 2 epochs).
 
@@ -45,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 VALID_USERS = 4000
 """Validation (early stopping) uses a fixed subset of users to keep epochs cheap."""
+VALID_NEGATIVE_SEED = 777
+"""Seed of the validation negatives (``select=sampled``), distinct from the test seed 12345."""
 
 
 def make_spec(num_items: int, max_len: int, preprocessing: dict[str, Any]) -> ExportSpec:
@@ -88,6 +94,7 @@ def _configs(args: RecipeArgs, ds: SequenceDataset) -> tuple[SASRecConfig, Train
         layers=int(o.get("layers", 2)),
         heads=int(o.get("heads", 1)),
         dropout=float(o.get("dropout", 0.2 if sim else 0.5)),
+        item_bias=o.get("bias", "0") == "1",
     )
     tc = TrainConfig(
         epochs=args.epochs or (2 if args.tiny else 200),
@@ -96,6 +103,7 @@ def _configs(args: RecipeArgs, ds: SequenceDataset) -> tuple[SASRecConfig, Train
         time_budget_s=float(o.get("budget_s", 400 if sim else 1140)),
         negatives=int(o.get("negatives", 1024)),
         bce_weight=float(o.get("bce", 0.0)),
+        ce_weight=float(o.get("ce", 1.0)),
         patience=int(o.get("patience", 4)),
         seed=args.seed,
         progress=args.progress,
@@ -116,12 +124,15 @@ def train_recipe(args: RecipeArgs) -> TrainedModel:
         load_from_version(net, args.repository, "recommendation", args.from_version)
     users = np.random.default_rng(0).permutation(ds.num_users)[:VALID_USERS]
     capacity = mcfg.max_len
+    select = args.options.get("select", "full")
+    count = NEGATIVES.get(ds.name, 100)
+    valid_negatives = sample_negatives(ds, count, VALID_NEGATIVE_SEED) if select == "sampled" else None
 
     def validate(m: SASRec) -> float:
-        return evaluate(torch_predictor(m), ds, "valid", None, capacity, users)["full"]["NDCG@10"]
+        return evaluate(torch_predictor(m), ds, "valid", valid_negatives, capacity, users)[select]["NDCG@10"]
 
     result = train(net, ds.train_sequences(), tcfg, validate)
-    negatives = sample_negatives(ds, NEGATIVES.get(ds.name, 100))
+    negatives = sample_negatives(ds, count)
 
     def metric_fn(run: RunFn) -> dict[str, float]:
         report = evaluate(OnnxRanker(_Runner(run), mcfg.max_len), ds, "test", negatives, capacity)
@@ -136,8 +147,8 @@ def train_recipe(args: RecipeArgs) -> TrainedModel:
             data=ds.name, rows=ds.num_interactions, epochs=result.epochs_run, seconds=round(result.train_seconds, 1),
             from_version=args.from_version,
             extra={"model": mcfg.to_dict(), "train": {**tcfg.__dict__}, "best_epoch": result.best_epoch,
-                   "best_valid_ndcg10_full": result.best_valid, "parameters": count_parameters(result.model),
-                   "users": ds.num_users, "negative_seed": 12345, "history": result.history},
+                   "best_valid_ndcg10": result.best_valid, "parameters": count_parameters(result.model),
+                   "users": ds.num_users, "negative_seed": 12345, "select": select, "history": result.history},
         ),
         metrics=torch_metrics,
         heldout=[{"item_ids": pad_left(heldout_seqs[:n], mcfg.max_len)} for n in (1, 7, 64)],

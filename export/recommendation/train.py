@@ -44,6 +44,8 @@ class TrainConfig:
     negatives per batch (a cheap approximation for a busy CPU)."""
     bce_weight: float = 0.0
     """Weight of the extra binary loss (see :func:`batch_loss`); 0 = cross-entropy only."""
+    ce_weight: float = 1.0
+    """Weight of the sampled cross-entropy (0 with ``bce_weight`` 1 = SASRec's binary loss alone)."""
     progress: bool = True
 
 
@@ -74,7 +76,8 @@ def make_batches(
 
 
 def batch_loss(
-    model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, negatives: int = 0, bce_weight: float = 0.0
+    model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, negatives: int = 0, bce_weight: float = 0.0,
+    ce_weight: float = 1.0,
 ) -> torch.Tensor:
     """Mean cross-entropy at every real (non-padded) position, over all items or a sample.
 
@@ -86,10 +89,10 @@ def batch_loss(
     if negatives <= 0:
         return F.cross_entropy(model.logits(hidden), target)
     sampled = torch.randint(1, model.cfg.num_items + 1, (negatives,))
-    positive = (hidden * model.item_vectors(target)).sum(-1, keepdim=True)
+    positive = ((hidden * model.item_vectors(target)).sum(-1) + model.output_bias(target)).unsqueeze(-1)
     clash = sampled.unsqueeze(0) == target.unsqueeze(1)
-    negative = (hidden @ model.item_vectors(sampled).t()).masked_fill(clash, -1e4)
-    loss = F.cross_entropy(torch.cat([positive, negative], dim=1), torch.zeros_like(target))
+    negative = (hidden @ model.item_vectors(sampled).t() + model.output_bias(sampled)).masked_fill(clash, -1e4)
+    loss = ce_weight * F.cross_entropy(torch.cat([positive, negative], dim=1), torch.zeros_like(target))
     if bce_weight > 0:
         binary = -F.logsigmoid(positive).mean() - F.logsigmoid(-negative).mean()
         loss = loss + bce_weight * binary
@@ -140,7 +143,7 @@ def _run_epoch(
     total, count = 0.0, 0
     for inputs, targets in batches:
         opt.zero_grad(set_to_none=True)
-        loss = batch_loss(model, inputs, targets, cfg.negatives, cfg.bce_weight)
+        loss = batch_loss(model, inputs, targets, cfg.negatives, cfg.bce_weight, cfg.ce_weight)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         total += float(loss.detach()) * len(inputs)

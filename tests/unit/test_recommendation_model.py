@@ -31,11 +31,15 @@ def _cyclic(n_users: int = 60, n_items: int = 20) -> SequenceDataset:
     return SequenceDataset("cyclic", seqs, n_items)
 
 
-def _model(attrs: bool = False) -> SASRec:
+def _model(attrs: bool = False, bias: bool = False) -> SASRec:
     torch.manual_seed(0)
     cfg = SASRecConfig(num_items=20, max_len=8, dim=16, layers=1, dropout=0.0,
-                       num_attributes=3 if attrs else 0, attrs_per_item=2 if attrs else 0)
+                       num_attributes=3 if attrs else 0, attrs_per_item=2 if attrs else 0, item_bias=bias)
     model = SASRec(cfg)
+    if bias:  # a non-zero bias, so the export tests see it change the ranking
+        assert model.item_bias is not None
+        with torch.no_grad():
+            model.item_bias.copy_(torch.linspace(-1.0, 1.0, 21))
     if attrs:
         model.set_attributes({i: [1 + i % 3] for i in range(1, 21)})
     return model
@@ -63,16 +67,19 @@ def test_training_learns_a_deterministic_next_item_rule():
     assert report["full"]["HR@1"] > 0.9 and report["sampled"]["HR@1"] > 0.9
 
 
-def test_sampled_softmax_loss_is_finite_and_differentiable():
-    model = _model(attrs=True)
-    loss = batch_loss(model, torch.tensor([[0, 1, 2]]), torch.tensor([[0, 2, 3]]), negatives=5)
+@pytest.mark.parametrize("negatives", [0, 5])
+def test_loss_is_finite_and_trains_the_item_bias(negatives):
+    model = _model(attrs=True, bias=True)
+    loss = batch_loss(model, torch.tensor([[0, 1, 2]]), torch.tensor([[0, 2, 3]]), negatives=negatives, bce_weight=1.0)
     loss.backward()
     assert torch.isfinite(loss) and model.item_emb.weight.grad is not None
+    assert model.item_bias is not None and model.item_bias.grad is not None
+    assert bool(model.item_bias.grad.abs().sum() > 0)
 
 
 def test_export_passes_parity_and_the_served_graph_ranks_like_torch(tmp_path):
     ds = _cyclic()
-    model = _model(attrs=True).eval()
+    model = _model(attrs=True, bias=True).eval()
     spec = make_spec(20, 8, {"num_items": 20, "item_id_offset": 0, "max_len": 8})
     manifest = export_and_publish(
         TrainedModel(module=model, spec=spec, training=TrainingInfo(data="cyclic"), variants=()),
