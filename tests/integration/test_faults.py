@@ -27,7 +27,7 @@ from confluent_kafka.admin._resource import ResourceType
 from shared.schemas import headers as h
 from shared.testing.kafka import KafkaCluster
 from shared.testing.kafka.admin import admin_client, create_topics
-from shared.testing.services import Collected, ServiceProcess, collect, produce, wait_until
+from shared.testing.services import Collected, ServiceProcess, collect, http_get, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,7 +80,9 @@ def produce_in_background(bootstrap: str, topic: str, count: int, seconds: float
 
 
 class Supervised:
-    """Restarts the service whenever it exits, as an orchestrator would (``restartPolicy: Always``).
+    """Restarts the service as an orchestrator would: whenever it exits (``restartPolicy: Always``),
+    and when its liveness probe fails (``/healthz`` answers 503 once the loop has not turned for
+    60 s), counting both in ``restarts``.
 
     The runtime is crash-only for fatal client errors (a fenced static member, a fenced
     transactional producer): the process exits and a restart resumes from committed offsets.
@@ -105,6 +107,10 @@ class Supervised:
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
+            if self._stop.is_set():
+                return
+            if self.service.alive() and http_get(self.service.metrics_port, "/healthz")[0] == 503:
+                self.service.kill()  # the kubelet's answer to a failed liveness probe
             if not self.service.alive() and not self._stop.is_set():
                 self.restarts += 1
                 self.service.start()
@@ -211,7 +217,9 @@ def test_leaders_of_the_input_and_the_output_partition_killed_in_turn(
         # 8 s: longer than the cluster's 3 s broker session, so leadership moves while it is down
         during_in = kill_and_restart(kafka_cluster, input_leader, service, outage_s=8)
         output_leader = kafka_cluster.leader_of(topics.output, 2)
-        during_out = kill_and_restart(kafka_cluster, output_leader, service, outage_s=8)
+        # every batch has a score for output partition 2, so nothing completes until its leader has
+        # moved: give the failover (3 s broker session, election, metadata refresh) time to finish
+        during_out = kill_and_restart(kafka_cluster, output_leader, service, outage_s=14)
         restarted = time.monotonic()
         producer.join(180)
         outcome = settle(bootstrap, topics, restarted,
