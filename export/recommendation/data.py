@@ -52,9 +52,14 @@ class SequenceDataset:
     def num_interactions(self) -> int:
         return sum(len(s) for s in self.sequences)
 
-    def train_sequences(self) -> list[list[int]]:
-        """Histories up to (not including) the validation item; targets are their own shifts."""
-        return [s[:-2] for s in self.sequences if len(s) >= 4]
+    def train_sequences(self, through_validation: bool = False) -> list[list[int]]:
+        """Histories up to (not including) the validation item; targets are their own shifts.
+
+        ``through_validation`` keeps the validation item too (a refit once the epochs are
+        chosen): the test item is still never seen.
+        """
+        cut = 1 if through_validation else 2
+        return [s[:-cut] for s in self.sequences if len(s) >= cut + 2]
 
     def eval_cases(self, split: Literal["valid", "test"]) -> tuple[list[list[int]], np.ndarray]:
         """(history, target) per user: valid uses ``s[:-2] → s[-2]``, test ``s[:-1] → s[-1]``."""

@@ -16,7 +16,10 @@ Options (``--set key=value``):
   ``select`` (early-stopping metric: ``full`` NDCG@10, the default, or ``sampled`` NDCG@10
   against validation negatives drawn with their own seed, never the test ones),
   ``budget_s`` (training wall-clock cap: 400 sim, 1140 real), ``batch`` (256),
-  ``patience`` (validations without gain before stopping, 4; one validation per 2 epochs).
+  ``patience`` (validations without gain before stopping, 4; one validation per 2 epochs),
+  ``refit`` (``1``: train on the histories *through* the validation item, for a fixed number of
+  epochs and keeping the last; pass ``--epochs`` as chosen on validation by an earlier run,
+  or ``--from`` that run for a short update. The test item is still never trained on).
 
 ``--from vNNNN`` fine-tunes that version's weights (same architecture and catalogue), at half
 the learning rate unless ``lr`` is set.
@@ -131,7 +134,8 @@ def train_recipe(args: RecipeArgs) -> TrainedModel:
     def validate(m: SASRec) -> float:
         return evaluate(torch_predictor(m), ds, "valid", valid_negatives, capacity, users)[select]["NDCG@10"]
 
-    result = train(net, ds.train_sequences(), tcfg, validate)
+    refit = args.options.get("refit", "0") == "1"
+    result = train(net, ds.train_sequences(through_validation=refit), tcfg, None if refit else validate)
     negatives = sample_negatives(ds, count)
 
     def metric_fn(run: RunFn) -> dict[str, float]:
@@ -147,7 +151,8 @@ def train_recipe(args: RecipeArgs) -> TrainedModel:
             data=ds.name, rows=ds.num_interactions, epochs=result.epochs_run, seconds=round(result.train_seconds, 1),
             from_version=args.from_version,
             extra={"model": mcfg.to_dict(), "train": {**tcfg.__dict__}, "best_epoch": result.best_epoch,
-                   "best_valid_ndcg10": result.best_valid, "parameters": count_parameters(result.model),
+                   "best_valid_ndcg10": None if refit else result.best_valid, "refit": refit,
+                   "parameters": count_parameters(result.model),
                    "users": ds.num_users, "negative_seed": 12345, "select": select, "history": result.history},
         ),
         metrics=torch_metrics,

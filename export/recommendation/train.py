@@ -103,9 +103,13 @@ def train(
     model: SASRec,
     sequences: list[list[int]],
     cfg: TrainConfig,
-    validate: Callable[[SASRec], float],
+    validate: Callable[[SASRec], float] | None,
 ) -> TrainResult:
-    """Train with Adam, validating every ``eval_every`` epochs; returns the best model seen."""
+    """Train with Adam, validating every ``eval_every`` epochs; returns the best model seen.
+
+    Without ``validate`` (a refit whose epoch count was chosen beforehand) every epoch runs
+    and the last one is kept.
+    """
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
@@ -120,7 +124,9 @@ def train(
             loss = _run_epoch(model, opt, batches, cfg)
             row = {"epoch": float(epoch), "loss": loss, "seconds": time.perf_counter() - start}
             out_of_time = row["seconds"] > cfg.time_budget_s or epoch == cfg.epochs
-            if epoch % cfg.eval_every == 0 or out_of_time:  # the last epoch is always validated
+            if validate is None:
+                best = (float("nan"), epoch, model.state_dict())
+            elif epoch % cfg.eval_every == 0 or out_of_time:  # the last epoch is always validated
                 row["valid"] = validate(model)
                 if row["valid"] > best[0]:
                     best, waited = (row["valid"], epoch, copy.deepcopy(model.state_dict())), 0

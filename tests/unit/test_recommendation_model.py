@@ -67,6 +67,23 @@ def test_training_learns_a_deterministic_next_item_rule():
     assert report["full"]["HR@1"] > 0.9 and report["sampled"]["HR@1"] > 0.9
 
 
+def test_refit_trains_through_the_validation_item_but_never_on_the_test_item():
+    ds = SequenceDataset("toy", [[1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11, 12]], 12)
+    assert ds.train_sequences() == [[4, 5], [8, 9, 10]]
+    refit = ds.train_sequences(through_validation=True)
+    assert refit == [[1, 2], [4, 5, 6], [8, 9, 10, 11]]  # each user's validation item is now a target
+    _, test_targets = ds.eval_cases("test")
+    assert [s[-1] for s in refit] == ds.eval_cases("valid")[1].tolist()
+    assert not any(int(t) in s for s, t in zip(refit, test_targets, strict=True))
+
+
+def test_refit_without_validation_runs_every_epoch_and_keeps_the_last():
+    ds = _cyclic()
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.01, progress=False)
+    result = train(_model(), ds.train_sequences(through_validation=True), config, None)
+    assert result.epochs_run == result.best_epoch == 3 and all("valid" not in row for row in result.history)
+
+
 @pytest.mark.parametrize("negatives", [0, 5])
 def test_loss_is_finite_and_trains_the_item_bias(negatives):
     model = _model(attrs=True, bias=True)
