@@ -41,9 +41,12 @@ def append_event(history: dict[str, Any], item_id: int, weight: int, capacity: i
 
 
 def record_purchase(history: dict[str, Any], item_id: int, capacity: int) -> dict[str, Any]:
-    """Remember a purchased item (bounded, newest kept) so it can be excluded later."""
+    """Remember a purchased item (bounded, newest kept) so it can be excluded later.
+
+    ``capacity`` 0 remembers nothing (exclusion off); ``[-0:]`` would keep everything.
+    """
     purchased = [i for i in history.get("purchased", []) if i != item_id] + [item_id]
-    return {"items": history.get("items", []), "purchased": purchased[-capacity:]}
+    return {"items": history.get("items", []), "purchased": purchased[-capacity:] if capacity > 0 else []}
 
 
 def sequence_of(history: dict[str, Any]) -> list[int]:

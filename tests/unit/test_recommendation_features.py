@@ -47,6 +47,7 @@ def test_purchases_are_remembered_bounded_newest_kept():
     for item in [1, 2, 3, 2]:
         h = record_purchase(h, item, capacity=2)
     assert h["purchased"] == [3, 2]
+    assert record_purchase(h, 4, capacity=0)["purchased"] == []  # purchased_len=0 turns exclusion off
 
 
 @given(st.lists(st.lists(st.integers(1, 99), max_size=12), min_size=1, max_size=6), st.integers(1, 8))
