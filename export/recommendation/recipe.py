@@ -19,9 +19,7 @@ Options (``--set key=value``):
   ``patience`` (validations without gain before stopping, 4; one validation per 2 epochs),
   ``refit`` (``1``: train on the histories *through* the validation item, for a fixed number of
   epochs and keeping the last; pass ``--epochs`` as chosen on validation by an earlier run,
-  or ``--from`` that run for a short update. The test item is still never trained on),
-  ``ensemble`` (``v0003,v0005``: no training; those versions of the same repository become one
-  graph scoring the mean of their log-probabilities, see :mod:`export.recommendation.ensemble`).
+  or ``--from`` that run for a short update. The test item is still never trained on).
 
 ``--from vNNNN`` fine-tunes that version's weights (same architecture and catalogue), at half
 the learning rate unless ``lr`` is set.
@@ -36,15 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from export.checkpoint import load_from_version
 from export.pipeline import TrainedModel
 from export.quantize import RunFn
 from export.recommendation.data import NEGATIVES, SequenceDataset, load_dataset, sample_negatives
-from export.recommendation.ensemble import load_ensemble
 from export.recommendation.evaluate import evaluate, torch_predictor
 from export.recommendation.model import SASRec, SASRecConfig, count_parameters
 from export.recommendation.sim_data import catalogue_metadata, sim_clicks
-from export.recommendation.train import TrainConfig, TrainResult, train
+from export.recommendation.train import TrainConfig, train
 from export.registry import ModelRecipe, RecipeArgs
 from export.spec import ExportSpec
 from services.recommendation.catalog import ALL
@@ -122,16 +118,24 @@ def _configs(args: RecipeArgs, ds: SequenceDataset) -> tuple[SASRecConfig, Train
 def train_recipe(args: RecipeArgs) -> TrainedModel:
     ds, preprocessing = _load(args)
     mcfg, tcfg = _configs(args, ds)
-    select = args.options.get("select", "full")
-    refit = args.options.get("refit", "0") == "1"
-    ensemble = [v for v in args.options.get("ensemble", "").split(",") if v]
-    count = NEGATIVES.get(ds.name, 100)
-    if ensemble:
-        result = _ensemble(args, ds, ensemble)
-        mcfg = result.model.cfg
-    else:
-        result = _train(args, ds, mcfg, tcfg, select, refit)
+    net = SASRec(mcfg)
+    if mcfg.num_attributes and ds.attributes:
+        net.set_attributes(ds.attributes)
+    if args.from_version:
+        from export.checkpoint import load_from_version
+
+        load_from_version(net, args.repository, "recommendation", args.from_version)
+    users = np.random.default_rng(0).permutation(ds.num_users)[:VALID_USERS]
     capacity = mcfg.max_len
+    select = args.options.get("select", "full")
+    count = NEGATIVES.get(ds.name, 100)
+    valid_negatives = sample_negatives(ds, count, VALID_NEGATIVE_SEED) if select == "sampled" else None
+
+    def validate(m: SASRec) -> float:
+        return evaluate(torch_predictor(m), ds, "valid", valid_negatives, capacity, users)[select]["NDCG@10"]
+
+    refit = args.options.get("refit", "0") == "1"
+    result = train(net, ds.train_sequences(through_validation=refit), tcfg, None if refit else validate)
     negatives = sample_negatives(ds, count)
 
     def metric_fn(run: RunFn) -> dict[str, float]:
@@ -147,8 +151,7 @@ def train_recipe(args: RecipeArgs) -> TrainedModel:
             data=ds.name, rows=ds.num_interactions, epochs=result.epochs_run, seconds=round(result.train_seconds, 1),
             from_version=args.from_version,
             extra={"model": mcfg.to_dict(), "train": {**tcfg.__dict__}, "best_epoch": result.best_epoch,
-                   "best_valid_ndcg10": None if refit or ensemble else result.best_valid, "refit": refit,
-                   **({"ensemble": ensemble} if ensemble else {}),
+                   "best_valid_ndcg10": None if refit else result.best_valid, "refit": refit,
                    "parameters": count_parameters(result.model),
                    "users": ds.num_users, "negative_seed": 12345, "select": select, "history": result.history},
         ),
@@ -156,34 +159,6 @@ def train_recipe(args: RecipeArgs) -> TrainedModel:
         heldout=[{"item_ids": pad_left(heldout_seqs[:n], mcfg.max_len)} for n in (1, 7, 64)],
         metric_fn=metric_fn, variants=args.variants, timings={"train": result.train_seconds},
     )
-
-
-def _train(
-    args: RecipeArgs, ds: SequenceDataset, mcfg: SASRecConfig, tcfg: TrainConfig, select: str, refit: bool
-) -> TrainResult:
-    net = SASRec(mcfg)
-    if mcfg.num_attributes and ds.attributes:
-        net.set_attributes(ds.attributes)
-    if args.from_version:
-        load_from_version(net, args.repository, "recommendation", args.from_version)
-    users = np.random.default_rng(0).permutation(ds.num_users)[:VALID_USERS]
-    count = NEGATIVES.get(ds.name, 100)
-    valid_negatives = sample_negatives(ds, count, VALID_NEGATIVE_SEED) if select == "sampled" else None
-
-    def validate(m: SASRec) -> float:
-        return evaluate(torch_predictor(m), ds, "valid", valid_negatives, mcfg.max_len, users)[select]["NDCG@10"]
-
-    return train(net, ds.train_sequences(through_validation=refit), tcfg, None if refit else validate)
-
-
-def _ensemble(args: RecipeArgs, ds: SequenceDataset, versions: list[str]) -> TrainResult:
-    """No training: the listed versions of this repository averaged into one graph."""
-    if args.from_version:
-        raise ValueError("ensemble=... combines trained versions; it cannot also fine-tune --from one")
-    net = load_ensemble(args.repository, versions, ds.attributes)
-    if net.cfg.num_items != ds.num_items:
-        raise ValueError(f"ensemble members know {net.cfg.num_items} items, data {ds.name} has {ds.num_items}")
-    return TrainResult(net, 0, float("nan"), 0, 0.0)  # type: ignore[arg-type]
 
 
 class _Runner:

@@ -9,13 +9,11 @@ torch = pytest.importorskip("torch")
 
 from export.pipeline import TrainedModel, export_and_publish  # noqa: E402
 from export.recommendation.data import SequenceDataset, sample_negatives  # noqa: E402
-from export.recommendation.ensemble import SASRecEnsemble, load_ensemble  # noqa: E402
 from export.recommendation.evaluate import evaluate, torch_predictor  # noqa: E402
 from export.recommendation.model import SASRec, SASRecConfig  # noqa: E402
 from export.recommendation.recipe import make_spec  # noqa: E402
 from export.recommendation.train import TrainConfig, batch_loss, train  # noqa: E402
 from services.recommendation.ranker import OnnxRanker  # noqa: E402
-from shared.errors import ModelError  # noqa: E402
 from shared.models.manifest import TrainingInfo  # noqa: E402
 from shared.models.repository import ModelRepository  # noqa: E402
 from shared.models.session import OnnxModel  # noqa: E402
@@ -109,40 +107,3 @@ def test_export_passes_parity_and_the_served_graph_ranks_like_torch(tmp_path):
     served = evaluate(OnnxRanker(onnx, 8, max_batch=7), ds, "test", sample_negatives(ds, 5), 8)
     offline = evaluate(torch_predictor(model), ds, "test", sample_negatives(ds, 5), 8)
     assert served == offline
-
-
-def test_an_ensemble_of_published_versions_serves_the_mean_log_probability(tmp_path):
-    ds, repo = _cyclic(), ModelRepository(tmp_path)
-    attributes = {i: [1 + i % 3] for i in range(1, 21)}
-    members = []
-    for seed in (0, 1):
-        member = _model(attrs=True, bias=True)
-        torch.manual_seed(seed)
-        torch.nn.init.normal_(member.item_emb.weight, std=0.5)  # members must differ for the mean to matter
-        info = TrainingInfo(data="cyclic", extra={"model": member.cfg.to_dict()})
-        spec = make_spec(20, 8, {"num_items": 20, "item_id_offset": 0, "max_len": 8})
-        export_and_publish(TrainedModel(module=member, spec=spec, training=info, variants=()), repo)
-        members.append(member.eval())
-    ensemble = load_ensemble(repo, ["v0001", "v0002"], attributes)
-    ids = torch.tensor([[0, 3, 4, 5], [1, 2, 3, 4]])
-    with torch.no_grad():
-        expected = (torch.log_softmax(members[0](ids), -1) + torch.log_softmax(members[1](ids), -1)) / 2
-        assert torch.allclose(ensemble(ids), expected, atol=1e-5)
-        assert not torch.allclose(members[0](ids).argsort(), members[1](ids).argsort())
-    spec = make_spec(20, 8, {"num_items": 20, "item_id_offset": 0, "max_len": 8})
-    info = TrainingInfo(data="cyclic", extra={"model": ensemble.cfg.to_dict(), "ensemble": ["v0001", "v0002"]})
-    manifest = export_and_publish(TrainedModel(module=ensemble, spec=spec, training=info, variants=()), repo)
-    assert manifest.parity is not None and manifest.parity.max_abs_diff["scores"] < 1e-3
-    onnx = OnnxModel(tmp_path / "recommendation" / manifest.version / "model.onnx", providers=["cpu"])
-    negatives = sample_negatives(ds, 5)
-    assert evaluate(OnnxRanker(onnx, 8), ds, "test", negatives, 8) == evaluate(
-        torch_predictor(ensemble), ds, "test", negatives, 8  # type: ignore[arg-type]
-    )
-    with pytest.raises(ModelError, match="not a single SASRec"):
-        load_ensemble(repo, ["v0001", manifest.version], attributes)
-
-
-def test_ensemble_members_must_share_the_catalogue():
-    other = SASRec(SASRecConfig(num_items=30, max_len=8, dim=16, layers=1))
-    with pytest.raises(ModelError, match="num_items"):
-        SASRecEnsemble([_model(), other])
