@@ -99,11 +99,14 @@ def _configs(args: RecipeArgs, ds: SequenceDataset) -> tuple[SASRecConfig, Train
         dropout=float(o.get("dropout", 0.2 if sim else 0.5)),
         item_bias=o.get("bias", "0") == "1",
     )
+    if o.get("refit") == "1" and not (args.epochs or args.tiny):
+        raise ValueError("refit=1 needs --epochs: the epoch count an earlier run chose on validation")
     tc = TrainConfig(
         epochs=args.epochs or (2 if args.tiny else 200),
         batch_size=int(o.get("batch", 256)),
         lr=float(o.get("lr", 1e-3 if args.from_version else 2e-3)),
-        time_budget_s=float(o.get("budget_s", 400 if sim else 1140)),
+        # A refit runs the epochs chosen on validation; a wall-clock cap would silently cut it.
+        time_budget_s=float(o.get("budget_s", "inf" if o.get("refit") == "1" else 400 if sim else 1140)),
         negatives=int(o.get("negatives", 1024)),
         bce_weight=float(o.get("bce", 0.0)),
         ce_weight=float(o.get("ce", 1.0)),

@@ -107,3 +107,14 @@ def test_export_passes_parity_and_the_served_graph_ranks_like_torch(tmp_path):
     served = evaluate(OnnxRanker(onnx, 8, max_batch=7), ds, "test", sample_negatives(ds, 5), 8)
     offline = evaluate(torch_predictor(model), ds, "test", sample_negatives(ds, 5), 8)
     assert served == offline
+
+
+def test_refit_needs_a_pinned_epoch_count_and_runs_it_without_a_time_cap():
+    from export.recommendation.recipe import _configs
+    from export.registry import RecipeArgs
+
+    ds = _cyclic()
+    with pytest.raises(ValueError, match="--epochs"):
+        _configs(RecipeArgs(options={"data": "beauty", "refit": "1"}), ds)
+    _, config = _configs(RecipeArgs(epochs=11, options={"data": "beauty", "refit": "1"}), ds)
+    assert config.epochs == 11 and config.time_budget_s == float("inf")
