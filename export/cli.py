@@ -57,6 +57,7 @@ def run_export(argv: Sequence[str]) -> int:
         progress=not ns.quiet, options=dict(o.split("=", 1) for o in ns.options if "=" in o),
     )
     torch.set_num_threads(ns.threads)
+    torch.manual_seed(ns.seed)  # weight initialisation happens in the recipes, before their training loops seed
     try:
         recipe = registry.get(ns.model)
         start = time.perf_counter()

@@ -39,3 +39,15 @@ def test_export_command_reports_errors_with_exit_code_1(tmp_path: Path, capsys: 
     assert run_export(["tiny", "--tiny", "--quiet", "--models-dir", str(tmp_path), "--from", "v0042"]) == 1
     err = capsys.readouterr().err
     assert "no export recipe named 'ghost'" in err and "version 'v0042' not found" in err
+
+
+def test_the_same_seed_exports_the_same_recommendation_weights(tmp_path: Path) -> None:
+    """Weight initialisation is seeded too, so a documented command reproduces its model."""
+    digests = []
+    for run in ("a", "b"):
+        argv = ["recommendation", "--tiny", "--quiet", "--variants", "", "--models-dir", str(tmp_path / run)]
+        assert run_export(argv) == 0
+        manifest = ModelRepository(tmp_path / run).verify("recommendation", "v0001")
+        assert manifest.checkpoint is not None
+        digests.append(manifest.checkpoint.sha256)
+    assert digests[0] == digests[1]
