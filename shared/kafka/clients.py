@@ -22,10 +22,20 @@ logger = logging.getLogger(__name__)
 StatsCallback = Callable[[dict[str, Any]], None]
 
 
+def is_fatal(err: KafkaError) -> bool:
+    """Whether the client that raised ``err`` is dead and must be replaced.
+
+    A consumer's fatal error (e.g. a static member fenced by its own old membership after a
+    coordinator failover) reaches ``poll()`` as code ``_FATAL`` with ``fatal()`` False, so the
+    flag alone misses it and the service would poll a dead consumer forever.
+    """
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
 def log_kafka_error(err: KafkaError) -> None:
     """Default ``error_cb``: librdkafka retries transient errors itself, so only log them."""
-    level = logging.ERROR if err.fatal() else logging.WARNING
-    logger.log(level, "kafka client error: %s (code=%s fatal=%s)", err.str(), err.name(), err.fatal())
+    level = logging.ERROR if is_fatal(err) else logging.WARNING
+    logger.log(level, "kafka client error: %s (code=%s fatal=%s)", err.str(), err.name(), is_fatal(err))
 
 
 RECOVERY_DEFAULTS = {

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from shared.kafka.clients import make_consumer, make_producer, partition_lags
+from shared.kafka.clients import is_fatal, make_consumer, make_producer, partition_lags
 from shared.kafka.message import MessageLike
 from shared.models.slot import use_process_metrics
 from shared.runtime.batcher import Batcher
@@ -238,7 +238,7 @@ class ServiceApp:
     def _accept(self, msg: MessageLike) -> None:
         err = msg.error()
         if err is not None:
-            if err.fatal():
+            if is_fatal(err):
                 self._on_fatal(err)
             elif err.code() in _DENIED:
                 self._on_denied(err)
@@ -472,9 +472,9 @@ class ServiceApp:
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         self.metrics.errors.labels(self.settings.service_name, "kafka").inc()
-        level = logging.ERROR if err.fatal() else logging.WARNING
+        level = logging.ERROR if is_fatal(err) else logging.WARNING
         logger.log(level, "kafka error: %s", err.str())
-        if err.fatal():
+        if is_fatal(err):
             self._on_fatal(err)
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             # not ready until a broker is UP again (see _on_stats): nothing can flow meanwhile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -14,6 +15,8 @@ class StubMessage:
     _offset: int = 0
     _timestamp_ms: int = 1_700_000_000_000
     _headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    _error: Any = None
+    """A ``confluent_kafka.KafkaError`` for an error event instead of a record."""
 
     def topic(self) -> str:
         return self._topic
@@ -36,5 +39,5 @@ class StubMessage:
     def timestamp(self) -> tuple[int, int]:
         return (1, self._timestamp_ms)
 
-    def error(self) -> None:
-        return None
+    def error(self) -> Any:
+        return self._error

@@ -197,3 +197,21 @@ def test_bulk_histogram_observation_matches_one_by_one() -> None:
     observe_many(batched, values)
     strip = [line for line in generate_latest(one).splitlines() if not line.startswith(b"h_created")]
     assert strip == [line for line in generate_latest(bulk).splitlines() if not line.startswith(b"h_created")]
+
+
+def test_a_consumer_fatal_error_event_stops_the_loop_even_without_the_fatal_flag() -> None:
+    """librdkafka hands a dead consumer's fatal error to poll() as code _FATAL with fatal() False
+    (seen after a coordinator failover fenced a static member): the service must not poll it forever."""
+    from confluent_kafka import KafkaError
+
+    from shared.runtime.app import ServiceApp
+    from shared.runtime.echo import EchoSettings
+
+    settings = EchoSettings()
+    app = ServiceApp(settings, EchoScorer(settings))
+    app._accept(StubMessage(None, _error=KafkaError(KafkaError._TRANSPORT)))
+    assert not app.health.failing  # a transient error: librdkafka retries it
+    fenced = KafkaError(KafkaError._FATAL, "Static consumer fenced by other consumer with same group.instance.id")
+    assert not fenced.fatal()
+    app._accept(StubMessage(None, _error=fenced))
+    assert app.health.failing and app._fatal is fenced
