@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from export import registry
-from export.benchmark import bench_version
+from export.ort_throughput import bench_version
 from export.pipeline import export_and_publish
 from shared.errors import ShopstreamError
 from shared.models.manifest import ModelManifest

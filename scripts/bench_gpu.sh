@@ -24,9 +24,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 
 # One broker for all services (no service named: every service with a default model).
 if [ $# -eq 0 ]; then
-  "$PYTHON" -m shared.cli.main bench gpu --events "$EVENTS" --repeats 1 --out "$OUT" "${broker[@]}"
+  "$PYTHON" -m tools.cli.main bench gpu --events "$EVENTS" --repeats 1 --out "$OUT" "${broker[@]}"
 else
   for svc in "$@"; do
-    "$PYTHON" -m shared.cli.main bench gpu "$svc" --events "$EVENTS" --repeats 1 --out "${OUT%.md}-$svc.md" "${broker[@]}"
+    "$PYTHON" -m tools.cli.main bench gpu "$svc" --events "$EVENTS" --repeats 1 --out "${OUT%.md}-$svc.md" "${broker[@]}"
   done
 fi

@@ -32,7 +32,7 @@ TITLE = "shopstream demo —"
 
 def capture(demo_args: list[str], wait_s: float, width: int, height: int) -> str:
     """The pane's text with escape sequences, ``wait_s`` seconds after the demo's live view appears."""
-    command = f"cd {REPO} && PYTHONPATH={REPO} {sys.executable} -m shared.cli.main demo {' '.join(demo_args)}"
+    command = f"cd {REPO} && PYTHONPATH={REPO} {sys.executable} -m tools.cli.main demo {' '.join(demo_args)}"
     subprocess.run(["tmux", "new-session", "-d", "-s", SESSION, "-x", str(width), "-y", str(height),
                     f"{command}; sleep 120"], check=True)
     try:

@@ -59,6 +59,6 @@ fi
 
 if command -v java >/dev/null 2>&1; then
   log "resolving Apache Kafka jars (cached by pom hash)"
-  "$venv/bin/python" -c "from shared.testing.kafka import ensure_kafka_jars; print(ensure_kafka_jars())" >&2
+  "$venv/bin/python" -c "from tools.broker.kafka import ensure_kafka_jars; print(ensure_kafka_jars())" >&2
 fi
 echo "$venv"

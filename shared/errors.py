@@ -57,6 +57,3 @@ class ParityError(ModelError):
 class BrokerUnavailable(ShopstreamError):
     """The Kafka broker could not be reached or started."""
 
-
-class HarnessError(ShopstreamError):
-    """The local Kafka harness cannot run (missing Java/Maven, failed start)."""

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
-from shared.testing.kafka import KafkaBroker, KafkaCluster
-from shared.testing.kafka.admin import create_topics, delete_topics
-from shared.testing.settings import HarnessSettings
+from tools.broker.kafka import KafkaBroker, KafkaCluster
+from tools.broker.kafka.admin import create_topics, delete_topics
+from tools.broker.settings import HarnessSettings
 
 TopicFactory = Callable[..., str]
 GroupIdFactory = Callable[..., str]

@@ -18,7 +18,7 @@ import numpy as np
 from export.ad_ctr.train import CtrData
 from services.ad_ctr.features import REQUEST_SPEC, FeatureSpec, candidate_rows, encode_rows
 from shared.schemas.ads import AdRequest
-from shared.sim.registry import make_stream
+from sim.registry import make_stream
 
 logger = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from sklearn.preprocessing import StandardScaler
 
 from export.fraud.metrics import evaluate, format_rows
 from export.fraud.model import TrainConfig, fit_mlp, predict, train
-from export.fraud.simdata import SimSet, build
+from export.fraud.sim_data import SimSet, build
 from export.fraud.ulb import cross_validate, format_table, load_ulb
 from export.registry import DEFAULT_DATA_DIR
 from services.fraud.features import BASE_FEATURES
 from services.fraud.rules import Rules
-from shared.sim.payments import FraudMix
+from sim.payments import FraudMix
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import torch
 
 from export.fraud.metrics import evaluate, threshold_at_fpr
 from export.fraud.model import FraudNet, TrainConfig, make_mlp, predict, train
-from export.fraud.simdata import SimSet, build
+from export.fraud.sim_data import SimSet, build
 from export.pipeline import TrainedModel
 from export.quantize import RunFn
 from export.registry import ModelRecipe, RecipeArgs

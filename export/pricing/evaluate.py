@@ -19,8 +19,7 @@ import torch
 
 from export.pricing import evaluate_real, finetune
 from export.pricing.data import default_data_dir
-from export.pricing.sim_data import simulate
-from export.pricing.sim_eval import (
+from export.pricing.evaluate_sim import (
     forecast_scores,
     loglog_policy,
     markup_policy,
@@ -28,6 +27,7 @@ from export.pricing.sim_eval import (
     regret_table,
     train_sim,
 )
+from export.pricing.sim_data import simulate
 from export.pricing.train import TrainConfig
 from services.pricing.guardrails import GuardrailConfig
 

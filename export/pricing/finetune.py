@@ -11,9 +11,9 @@ import copy
 import logging
 from typing import Any
 
+from export.pricing.evaluate_sim import forecast_scores, model_policy, regret_table, train_sim
 from export.pricing.model import DemandNet
 from export.pricing.sim_data import SimRows, simulate
-from export.pricing.sim_eval import forecast_scores, model_policy, regret_table, train_sim
 from export.pricing.train import TrainConfig
 
 logger = logging.getLogger(__name__)

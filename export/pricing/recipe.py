@@ -12,9 +12,9 @@ import logging
 import numpy as np
 
 from export.pipeline import TrainedModel
+from export.pricing.evaluate_sim import forecast_scores, model_policy, regret_table, train_sim
 from export.pricing.model import DemandNet
 from export.pricing.sim_data import SimRows, simulate
-from export.pricing.sim_eval import forecast_scores, model_policy, regret_table, train_sim
 from export.pricing.train import TrainConfig
 from export.quantize import RunFn
 from export.registry import ModelRecipe, RecipeArgs

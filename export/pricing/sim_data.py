@@ -1,4 +1,4 @@
-"""Training and test rows from the simulated shop (``shared.sim.pricing``), built like serving.
+"""Training and test rows from the simulated shop (``sim.pricing``), built like serving.
 
 Each weekly request is turned into a demand context with the scorer's own
 :func:`services.pricing.decisions.context_of`, with the SKU's previous-week price as the
@@ -17,8 +17,8 @@ import numpy.typing as npt
 from services.pricing.decisions import context_of
 from services.pricing.features import DemandContext, context_matrix
 from shared.schemas.pricing import PricingRequest
-from shared.sim.pricing import PricingConfig, PricingSim
-from shared.sim.world import World
+from sim.pricing import PricingConfig, PricingSim
+from sim.world import World
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class SimRows:
 
 def simulate(market: str, weeks: int, n_skus: int = 400, seed: int = 7, elasticity_shift: float = 0.0) -> SimRows:
     """``weeks`` weeks of requests for one market (week 0 has no previous price and is dropped)."""
-    from shared.sim.world import WorldConfig
+    from sim.world import WorldConfig
 
     world = World.build(WorldConfig(seed=seed))
     sim = PricingSim(world, PricingConfig(n_skus=n_skus, market=market, elasticity_shift=elasticity_shift))

@@ -17,9 +17,9 @@ import numpy as np
 from export.recommendation.data import MIN_LENGTH, SequenceDataset
 from services.recommendation.catalog import ALL
 from services.recommendation.features import EVENT_WEIGHTS, append_event, empty_history, sequence_of
-from shared.sim.catalogue import CATEGORIES, CATEGORY_NAMES
-from shared.sim.clickstream import ClickstreamSim
-from shared.sim.registry import world_for
+from sim.catalogue import CATEGORIES, CATEGORY_NAMES
+from sim.clickstream import ClickstreamSim
+from sim.registry import world_for
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -25,16 +25,25 @@ from shared.errors import ChecksumMismatch, ModelError, ModelSpecMismatch
 from shared.models.manifest import ModelManifest
 from shared.models.repository import ModelRepository, version_number
 from shared.models.session import OnnxModel, SpecLike
-from shared.runtime.scorer import ModelInfo
+from shared.models.info import ModelInfo
 
 if TYPE_CHECKING:
-    from shared.runtime.metrics import RuntimeMetrics
+    from prometheus_client import Counter, Gauge
+
     from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
 FailureCallback = Callable[[str, str, Exception], None]
 """Called with ``(version, reason, error)`` when a version is refused."""
+
+
+class SlotMetrics(Protocol):
+    """The metric families a slot reports to (the runtime's metrics have them)."""
+
+    service: str
+    model_info: Gauge
+    model_load_failures: Counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +87,7 @@ class ModelSlot:
         warm_up_dims: Mapping[str, int] | None = None,
         poll_interval_s: float = 10.0,
         background: bool = True,
-        metrics: RuntimeMetrics | None = None,
+        metrics: SlotMetrics | None = None,
         on_failure: FailureCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -116,7 +125,7 @@ class ModelSlot:
         return cls(ModelRepository(settings.models_dir), name, **kwargs)
 
     @property
-    def _metrics(self) -> RuntimeMetrics | None:
+    def _metrics(self) -> SlotMetrics | None:
         return self._explicit_metrics or _process_metrics
 
     @property
@@ -274,10 +283,10 @@ class ModelSlot:
         return True
 
 
-_process_metrics: RuntimeMetrics | None = None
+_process_metrics: SlotMetrics | None = None
 
 
-def use_process_metrics(metrics: RuntimeMetrics | None) -> None:
+def use_process_metrics(metrics: SlotMetrics | None) -> None:
     """Make every slot of this process report to ``metrics`` unless given its own.
 
     One service runs per process, and the runtime calls this before the scorer loads, so scorers

@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from shared.models.info import ModelInfo
+
+__all__ = ["Event", "LoadContext", "ModelInfo", "Output", "Rejected", "Scored", "Scorer", "outputs_of"]
+
 if TYPE_CHECKING:
     from shared.runtime.metrics import BusinessMetrics
     from shared.runtime.state import StateStore
@@ -77,16 +81,6 @@ def outputs_of(results: Sequence[ScoreResult], kind: type[OutT]) -> list[OutT]:
     return [
         out.value for r in results if isinstance(r, Scored) for out in r.outputs if isinstance(out.value, kind)
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What produced a score; copied into lineage headers and the model info metric."""
-
-    name: str
-    version: str
-    sha256: str
-    provider: str = "none"
 
 
 @dataclass(slots=True)

@@ -13,8 +13,8 @@ from services.ad_ctr.settings import AdCtrSettings
 from shared.schemas import headers as h
 from shared.schemas.ads import AdRequest, CtrScores
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from shared.sim.registry import make_stream
-from shared.testing.services import collect, produce, service_in_thread
+from sim.registry import make_stream
+from tools.supervisor import collect, produce, service_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from shared.runtime.echo import EchoScorer
-from shared.testing.services import collect, produce, service_in_thread, wait_until
 from tests.integration.test_runtime_behaviour import echo_settings, good
+from tools.supervisor import collect, produce, service_in_thread, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ import sys
 import pytest
 
 from shared.runtime.echo import EchoScorer
-from shared.testing.services import REPO_ROOT, collect, produce, service_in_thread
 from tests.integration.test_runtime_behaviour import echo_settings
+from tools.supervisor import REPO_ROOT, collect, produce, service_in_thread
 
 
 def shopstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tools.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO_ROOT, env=env)
 
 
@@ -82,7 +82,7 @@ def test_dlq_inspect_and_redrive_after_a_fix(kafka_bootstrap: str, topic_factory
 
 def test_malformed_settings_are_a_clean_configuration_error() -> None:
     env_result = subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "serve", "echo"], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "tools.cli.main", "serve", "echo"], capture_output=True, text=True, timeout=60,
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SHOPSTREAM_ECHO_KAFKA__EXTRA": "{bad"},
     )
     assert env_result.returncode == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.registry import SHOP_SERVICES
-from shared.testing.services import REPO_ROOT
+from tools.supervisor import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ def test_demo_scores_with_every_service_and_leaves_nothing_behind(broker: str, d
     run_dir = tmp_path / "demo-run"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "demo", "--broker", broker, "--duration", duration, "--no-ui",
+        [sys.executable, "-m", "tools.cli.main", "demo", "--broker", broker, "--duration", duration, "--no-ui",
          "--rate", "200", "--run-dir", str(run_dir)],
         capture_output=True, text=True, timeout=400, cwd=REPO_ROOT, env=env,
     )

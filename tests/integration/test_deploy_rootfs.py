@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.loadgen import sim_records
 from shared.runtime.restore import ensure_topics
 from shared.settings import KafkaSettings
-from shared.testing.services import free_port, http_get, produce, wait_until
+from tools.loadgen.generator import sim_records
+from tools.supervisor import free_port, http_get, produce, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_service_scores_on_a_read_only_root_with_only_tmp_writable(
               f"mount --no-canonicalize --bind . {ROOT} && cd {ROOT} && mount -o remount,bind,ro / && "
               f"mount -o remount,bind,ro {ROOT} && "
               f"if touch {probe} 2>/dev/null; then echo ROOT-WRITABLE; exit 3; fi; "
-              f"exec {sys.executable} -m shared.cli.main serve {service}")
+              f"exec {sys.executable} -m tools.cli.main serve {service}")
     log_path = tmp_path / "service.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", script], env=env, cwd=ROOT, stdout=log,

@@ -17,8 +17,8 @@ from shared.schemas.base import decode
 from shared.schemas.payments import Transaction
 from shared.schemas.pricing import PricingDecision, PricingRequest
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from shared.testing.services import REPO_ROOT, collect, service_in_thread
 from tests.conftest import GroupIdFactory, TopicFactory
+from tools.supervisor import REPO_ROOT, collect, service_in_thread
 
 EXAMPLE = REPO_ROOT / "examples" / "producer-go"
 SCHEMAS = REPO_ROOT / "schemas" / "json"

@@ -25,9 +25,9 @@ from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, Config
 from confluent_kafka.admin._resource import ResourceType
 
 from shared.schemas import headers as h
-from shared.testing.kafka import KafkaCluster
-from shared.testing.kafka.admin import admin_client, create_topics
-from shared.testing.services import Collected, ServiceProcess, collect, http_get, produce, wait_until
+from tools.broker.kafka import KafkaCluster
+from tools.broker.kafka.admin import admin_client, create_topics
+from tools.supervisor import Collected, ServiceProcess, collect, http_get, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

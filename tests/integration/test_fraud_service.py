@@ -19,10 +19,10 @@ from shared.runtime.state import StateStore
 from shared.schemas import headers as h
 from shared.schemas.payments import FraudScore, Transaction
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from shared.sim.payments import FraudMix
-from shared.sim.registry import make_stream
-from shared.testing.services import Collected, ServiceProcess, collect, produce, service_in_thread
-from tests.unit.fraud_helpers import events
+from sim.payments import FraudMix
+from sim.registry import make_stream
+from tests.support.fraud import events
+from tools.supervisor import Collected, ServiceProcess, collect, produce, service_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
-from shared.testing.kafka import KafkaBroker, KafkaCluster
-from shared.testing.kafka.admin import admin_client, create_topics
+from tools.broker.kafka import KafkaBroker, KafkaCluster
+from tools.broker.kafka.admin import admin_client, create_topics
 
 pytestmark = pytest.mark.integration
 Factory = Callable[..., str]

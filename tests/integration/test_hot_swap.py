@@ -16,12 +16,12 @@ from pydantic import BaseModel
 
 from shared.models.repository import ModelRepository
 from shared.models.slot import ModelSlot
-from shared.models.testing import LINEAR_INPUTS, LINEAR_OUTPUTS, publish_linear
 from shared.runtime.echo import EchoEvent, EchoScore
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Scored, Scorer, ScoreResult
 from shared.schemas import headers as h
-from shared.testing.services import collect, http_get, produce, service_in_thread, wait_until
 from tests.integration.test_runtime_behaviour import echo_settings, good
+from tests.support.models import LINEAR_INPUTS, LINEAR_OUTPUTS, publish_linear
+from tools.supervisor import collect, http_get, produce, service_in_thread, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.cli.loadgen import LoadGenerator, Record, sim_records
 from shared.runtime.restore import ensure_topics
 from shared.settings import KafkaSettings
-from shared.testing.services import ServiceProcess, free_port, wait_until
+from tools.loadgen.generator import LoadGenerator, Record, sim_records
+from tools.supervisor import ServiceProcess, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy"))

@@ -15,9 +15,9 @@ from services.pricing.settings import PricingSettings
 from shared.schemas import headers as h
 from shared.schemas.pricing import PriceForecast, PricingDecision, PricingRequest
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from shared.sim.pricing import PricingSim
-from shared.sim.world import World
-from shared.testing.services import collect, produce, service_in_thread, wait_until
+from sim.pricing import PricingSim
+from sim.world import World
+from tools.supervisor import collect, produce, service_in_thread, wait_until
 
 pytestmark = pytest.mark.integration
 

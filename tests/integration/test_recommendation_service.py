@@ -27,10 +27,10 @@ from shared.runtime.state import StateStore
 from shared.schemas import headers as h
 from shared.schemas.clickstream import ClickEvent, RecoScores
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from shared.sim.clickstream import ClickstreamSim
-from shared.sim.registry import world_for
-from shared.testing.services import ServiceProcess, collect, produce, service_in_thread
+from sim.clickstream import ClickstreamSim
+from sim.registry import world_for
 from tests.conftest import GroupIdFactory, TopicFactory
+from tools.supervisor import ServiceProcess, collect, produce, service_in_thread
 
 pytestmark = pytest.mark.integration
 

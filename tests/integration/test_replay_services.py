@@ -13,10 +13,10 @@ import pytest
 
 from services.registry import load_service
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from shared.testing.services import REPO_ROOT, collect, service_in_thread
 from tests.conftest import GroupIdFactory, TopicFactory
 from tests.integration.test_cli import shopstream
 from tests.unit.test_replay import write_tiny_data_sets
+from tools.supervisor import REPO_ROOT, collect, service_in_thread
 
 pytestmark = pytest.mark.integration
 

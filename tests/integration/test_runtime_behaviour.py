@@ -14,7 +14,7 @@ import pytest
 from shared.runtime.echo import EchoScorer, EchoSettings
 from shared.schemas import headers as h
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from shared.testing.services import (
+from tools.supervisor import (
     ServiceProcess,
     collect,
     http_get,
@@ -210,7 +210,7 @@ def test_metrics_move_and_lag_drains_to_zero(kafka_bootstrap: str, topic_factory
 
 
 def test_sigterm_with_every_broker_down_still_exits_within_the_deadline(tmp_path: Path) -> None:
-    from shared.testing.kafka import KafkaBroker
+    from tools.broker.kafka import KafkaBroker
 
     with KafkaBroker() as broker:
         env = {"INPUT_TOPIC": "down.in", "OUTPUT_TOPIC": "down.out", "KAFKA__BOOTSTRAP_SERVERS":

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.schemas import headers as h
-from shared.testing.services import Collected, ServiceProcess, collect, produce
+from tools.supervisor import Collected, ServiceProcess, collect, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

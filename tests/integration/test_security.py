@@ -1,7 +1,7 @@
 """Authenticated, encrypted, least-privilege Kafka, and hostile input through a running service.
 
 One broker with an extra ``SECURE`` listener (certificates made at test time, see
-:mod:`shared.testing.tls`). The echo service connects there with a SCRAM user whose ACLs
+:mod:`tools.broker.tls`). The echo service connects there with a SCRAM user whose ACLs
 allow reading its input as its group and writing its output and DLQ — nothing else. The
 harness's PLAINTEXT listener is the admin path (topics, users, ACLs, verification), and the
 hostile-stream test runs there too, so this module needs one broker for both.
@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from shared.schemas import headers as h
-from shared.testing.kafka import KafkaBroker
-from shared.testing.kafka.admin import create_topics
-from shared.testing.kafka.security import (
+from tools.broker.kafka import KafkaBroker
+from tools.broker.kafka.admin import create_topics
+from tools.broker.kafka.security import (
     SECURE_LISTENER,
     ServiceAccess,
     add_scram_user,
@@ -36,8 +36,8 @@ from shared.testing.kafka.security import (
     secure_overrides,
     service_acls,
 )
-from shared.testing.services import REPO_ROOT, ServiceProcess, collect, produce, wait_until
-from shared.testing.tls import GeneratedPki, make_test_pki
+from tools.broker.tls import GeneratedPki, make_test_pki
+from tools.supervisor import REPO_ROOT, ServiceProcess, collect, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -89,7 +89,7 @@ class SecretsDirService(ServiceProcess):
         assert self.log_path is not None
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli.main", "serve", "echo", "--secrets-dir", str(self.secrets_dir)],
+                [sys.executable, "-m", "tools.cli.main", "serve", "echo", "--secrets-dir", str(self.secrets_dir)],
                 env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log,
             )
         return self

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from shared.testing.kafka.admin import create_topics
-from shared.testing.services import ServiceProcess, produce, wait_until
-from shared.testing.tansu import TansuBroker
+from tools.broker.kafka.admin import create_topics
+from tools.broker.tansu import TansuBroker
+from tools.supervisor import ServiceProcess, produce, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ def test_tiny_export_then_fine_tune_publishes_paired_graphs_the_scorer_serves(tm
     from services.ad_ctr.settings import AdCtrSettings
     from shared.models.repository import ModelRepository
     from shared.runtime.scorer import Event, LoadContext, Scored
-    from shared.sim.registry import make_stream
+    from sim.registry import make_stream
 
     repo = ModelRepository(tmp_path)
     first = export_and_publish(RECIPE.train(RecipeArgs(models_dir=tmp_path, tiny=True, variants=())), repo)

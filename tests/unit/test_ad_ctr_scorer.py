@@ -16,7 +16,7 @@ from shared.errors import InvalidEvent, ModelError
 from shared.runtime.scorer import Event, LoadContext, Rejected, Scored
 from shared.schemas.ads import AdCandidate, AdRequest, CtrScores
 from shared.schemas.base import decode
-from shared.sim.registry import make_stream
+from sim.registry import make_stream
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

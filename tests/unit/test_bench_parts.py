@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.bench.measure import OutputTiming, percentile
-from shared.bench.model_limit import tile
-from shared.bench.profile import summarise
-from shared.bench.scoring import RawRecord, as_records
-from shared.bench.wiring import Wiring, bench_topics
+from tools.bench.measure import OutputTiming, percentile
+from tools.bench.model_limit import tile
+from tools.bench.profile import summarise
+from tools.bench.scoring import RawRecord, as_records
+from tools.bench.wiring import Wiring, bench_topics
 
 
 def test_every_topic_a_service_writes_is_renamed_and_config_topics_are_off() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-from shared.bench.contestants import RunResult
-from shared.bench.latency import LatencyResult
-from shared.bench.measure import ProcessUsage, median_spread
-from shared.bench.model_limit import BatchPoint, ModelLimit
-from shared.bench.report import fmt_ratio, format_service, format_suite, ratios
-from shared.bench.service_bench import ServiceBenchConfig, ServiceReport
-from shared.bench.suites import SuiteReport
+from tools.bench.contestants import RunResult
+from tools.bench.latency import LatencyResult
+from tools.bench.measure import ProcessUsage, median_spread
+from tools.bench.model_limit import BatchPoint, ModelLimit
+from tools.bench.report import fmt_ratio, format_service, format_suite, ratios
+from tools.bench.service import ServiceBenchConfig, ServiceReport
+from tools.bench.suites import SuiteReport
 
 
 def _run(name: str, rate: float, events: int = 1000, cpu: float = 2.0) -> RunResult:

@@ -44,7 +44,7 @@ def test_kafka_is_a_single_kraft_node_with_a_healthcheck() -> None:
 
 
 def test_every_shopstream_command_parses_with_the_real_cli() -> None:
-    from shared.cli.main import build_parser
+    from tools.cli.main import build_parser
 
     parser = build_parser()
     for name in ("topics", *COMPOSE_NAMES.values(), "producer"):

@@ -80,7 +80,7 @@ def test_shipped_stages_run_as_uid_10001_with_no_compilers_and_no_pip(target: st
 
 @pytest.mark.parametrize("target", ["cpu", "gpu"])
 def test_entrypoint_is_the_console_script_and_the_default_command_parses(target: str) -> None:
-    from shared.cli.main import build_parser
+    from tools.cli.main import build_parser
 
     stage = stages()[target]
     assert json.loads(last(stage, "ENTRYPOINT")) == ["shopstream"]

@@ -12,8 +12,8 @@ import pytest
 from services.fraud.features import NUMERIC_FEATURES, Txn, featurize_and_update, from_transaction, replay
 from services.fraud.velocity import MAX_KNOWN, MAX_RECENT, VelocityState
 from shared.schemas.payments import Transaction
-from shared.sim.registry import make_stream, world_for
-from tests.unit.fraud_helpers import COL, T0, events, make_scorer, txn
+from sim.registry import make_stream, world_for
+from tests.support.fraud import COL, T0, events, make_scorer, txn
 
 
 def _txn(i: int, ts_ms: int, amount: float = 20.0, device: str = "d1", country: str = "DE") -> Txn:

@@ -15,7 +15,7 @@ from shared.models.repository import ModelRepository
 from shared.runtime.scorer import LoadContext, Scored
 from shared.runtime.state import StateStore
 from shared.schemas.payments import FraudScore, Transaction
-from tests.unit.fraud_helpers import T0, events, txn
+from tests.support.fraud import T0, events, txn
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

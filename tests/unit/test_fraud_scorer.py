@@ -16,7 +16,7 @@ from shared.runtime.scorer import Rejected, Scored
 from shared.runtime.state import StateStore
 from shared.schemas.base import decode
 from shared.schemas.payments import FraudScore, Transaction
-from tests.unit.fraud_helpers import T0, StubSlot, events, make_scorer, txn
+from tests.support.fraud import T0, StubSlot, events, make_scorer, txn
 
 
 def _burst(n: int, user: str = "u1", start: int = 0) -> list[Transaction]:

@@ -18,7 +18,7 @@ from shared.runtime.codec import DLQ_MAX_RECORD_BYTES, OVERSIZED_KEEP_BYTES, Dea
 from shared.runtime.echo import EchoScorer
 from shared.runtime.scorer import Event
 from shared.schemas import headers as h
-from tests.unit.stubs import StubMessage
+from tests.support.stubs import StubMessage
 
 LIMIT = 1_000_000
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,7 +20,7 @@ from shared.errors import ChecksumMismatch, ModelError
 from shared.models.manifest import MANIFEST_FILE, ModelManifest, sha256_bytes
 from shared.models.repository import ModelRepository
 from shared.models.slot import ModelSlot
-from shared.models.testing import publish_linear
+from tests.support.models import publish_linear
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PACKAGES = ("shared", "services")

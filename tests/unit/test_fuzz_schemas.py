@@ -24,7 +24,7 @@ from shared.runtime.scorer import Event, LoadContext, Scorer, ScoreResult
 from shared.schemas import AdRequest, ClickEvent, PricingRequest, Transaction
 from shared.schemas import headers as h
 from shared.schemas.registry import TOPICS
-from tests.unit.stubs import StubMessage
+from tests.support.stubs import StubMessage
 
 TS = 1_700_000_000_000
 VALID: dict[type[BaseModel], dict[str, Any]] = {

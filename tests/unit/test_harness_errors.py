@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import HarnessError
-from shared.testing.kafka import ListenerSpec, ensure_kafka_jars
-from shared.testing.kafka.config import NodeSpec, server_properties
-from shared.testing.kafka.jars import pom_digest
-from shared.testing.settings import HarnessSettings
+from tools.broker.errors import HarnessError
+from tools.broker.kafka import ListenerSpec, ensure_kafka_jars
+from tools.broker.kafka.config import NodeSpec, server_properties
+from tools.broker.kafka.jars import pom_digest
+from tools.broker.settings import HarnessSettings
 
 
 def _fake_tool(folder: Path, name: str, stderr: str) -> None:

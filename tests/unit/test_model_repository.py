@@ -8,7 +8,7 @@ import pytest
 
 from shared.errors import ChecksumMismatch, ModelError
 from shared.models import ModelManifest, ModelRepository
-from shared.models.testing import publish_linear
+from tests.support.models import publish_linear
 
 
 def flip_byte(path: Path, offset: int = -10) -> None:

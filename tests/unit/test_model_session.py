@@ -11,7 +11,7 @@ import pytest
 from shared.errors import ModelSpecMismatch, ScoringError
 from shared.models import OnnxModel, TensorSpec
 from shared.models import providers as providers_module
-from shared.models.testing import LINEAR_INPUTS, LINEAR_OUTPUTS, linear_onnx
+from tests.support.models import LINEAR_INPUTS, LINEAR_OUTPUTS, linear_onnx
 
 HAS_GPU = Path("/dev/nvidia0").exists()
 

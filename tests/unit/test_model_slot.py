@@ -11,8 +11,8 @@ import pytest
 
 from shared.errors import ChecksumMismatch, ModelError
 from shared.models import ModelRepository, ModelSlot
-from shared.models.testing import LINEAR_INPUTS, LINEAR_OUTPUTS, publish_linear
 from shared.runtime.metrics import RuntimeMetrics
+from tests.support.models import LINEAR_INPUTS, LINEAR_OUTPUTS, publish_linear
 
 Setup = tuple[ModelRepository, "Clock", RuntimeMetrics]
 X = {"features": np.ones((3, 4), dtype=np.float32)}

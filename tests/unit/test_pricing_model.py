@@ -39,8 +39,8 @@ def test_tiny_recipe_exports_with_parity_and_the_scorer_serves_it(tmp_path):
     from shared.runtime.scorer import Event, LoadContext, Scored
     from shared.runtime.state import StateStore
     from shared.schemas.pricing import PricingRequest
-    from shared.sim.pricing import PricingSim
-    from shared.sim.world import World
+    from sim.pricing import PricingSim
+    from sim.world import World
 
     args = RecipeArgs(models_dir=tmp_path, tiny=True, variants=(), progress=False)
     manifest = export_and_publish(train(args), ModelRepository(tmp_path))

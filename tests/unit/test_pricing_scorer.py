@@ -14,8 +14,8 @@ from shared.kafka.config_topic import StaticConfig
 from shared.runtime.scorer import Event, LoadContext, Rejected, Scored
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PriceForecast, PricingDecision, PricingRequest
-from shared.sim.pricing import PricingSim
-from shared.sim.world import World
+from sim.pricing import PricingSim
+from sim.world import World
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

@@ -11,9 +11,9 @@ from shared.kafka.config_topic import StaticConfig
 from shared.runtime.scorer import Event, LoadContext, Rejected, Scored
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import ClickEvent, RecoScores
-from shared.sim.catalogue import CATEGORIES, CATEGORY_NAMES
-from shared.sim.clickstream import ClickstreamSim
-from shared.sim.registry import world_for
+from sim.catalogue import CATEGORIES, CATEGORY_NAMES
+from sim.clickstream import ClickstreamSim
+from sim.registry import world_for
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 TS = 1_704_067_200_000

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.main import main
-from shared.cli.replay import FILES, replay_records
 from shared.errors import ConfigError
 from shared.schemas.ads import AdRequest
 from shared.schemas.base import decode
 from shared.schemas.clickstream import ClickEvent
 from shared.schemas.payments import Transaction
+from tools.cli.main import main
+from tools.loadgen.datasets import FILES, replay_records
 
 ULB_HEADER = ",Time," + ",".join(f"V{i}" for i in range(1, 29)) + ",Amount,Class"
 IPY_HEADER = ("click,weekday,hour,useragent,IP,region,city,adexchange,domain,slotid,slotwidth,slotheight,"

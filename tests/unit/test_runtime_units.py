@@ -11,7 +11,7 @@ from shared.runtime.offsets import WatermarkTracker
 from shared.runtime.scorer import Event
 from shared.runtime.state import StateStore
 from shared.schemas import headers as h
-from tests.unit.stubs import StubMessage
+from tests.support.stubs import StubMessage
 
 
 class FakeClock:

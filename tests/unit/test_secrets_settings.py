@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic_settings import SettingsError
 
-from shared.cli.serve import load_settings
 from shared.errors import ConfigError
 from shared.runtime.health import HealthServer, HealthState
-from shared.testing.services import REPO_ROOT, http_get
+from tools.cli.serve import load_settings
+from tools.supervisor import REPO_ROOT, http_get
 
 SECRET = "s3cr3t-Pa55word-that-must-never-show"
 PREFIX = "SHOPSTREAM_ECHO_"
@@ -41,7 +41,7 @@ def assert_absent(text: str) -> None:
 def test_help_output_never_contains_a_secret_from_the_environment() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), f"{PREFIX}KAFKA__SASL_PASSWORD": SECRET}
     for args in (["--help"], ["serve", "--help"]):
-        proc = subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env, cwd=REPO_ROOT,
+        proc = subprocess.run([sys.executable, "-m", "tools.cli.main", *args], env=env, cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
         assert "serve" in proc.stdout

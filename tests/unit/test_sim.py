@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from shared.schemas import Transaction, decode
-from shared.sim import STREAMS, SimStream, World, WorldConfig, make_stream
-from shared.sim.writer import main as writer_main
-from shared.sim.writer import read_jsonl, write_jsonl
+from sim import STREAMS, SimStream, World, WorldConfig, make_stream
+from sim.writer import main as writer_main
+from sim.writer import read_jsonl, write_jsonl
 
 N = 1500
 

