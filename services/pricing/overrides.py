@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.pricing.guardrails import GuardrailConfig
-from shared.kafka.config_topic import ConfigSource
+from shared.runtime.config import ConfigSource
 
 logger = logging.getLogger(__name__)
 

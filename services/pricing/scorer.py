@@ -21,7 +21,8 @@ from services.pricing.model import LoadedDemandModel, make_slot
 from services.pricing.optimizer import PricingProblem, optimise
 from services.pricing.overrides import Controls, controls_for, parse_global
 from services.pricing.settings import PricingSettings
-from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig, start_reader
+from shared.kafka.config_topic import CompactedTopicReader, start_reader
+from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics, observe_many
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult, outputs_of
 from shared.runtime.state import StateStore

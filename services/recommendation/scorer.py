@@ -25,8 +25,9 @@ from services.recommendation.catalog import BusinessFilters, ItemCatalog
 from services.recommendation.features import append_event, empty_history, record_purchase, sequence_of
 from services.recommendation.ranker import OnnxRanker, make_slot, top_k
 from services.recommendation.settings import RecommendationSettings
-from shared.kafka.config_topic import CompactedTopicReader, ConfigSource, StaticConfig, start_reader
+from shared.kafka.config_topic import CompactedTopicReader, start_reader
 from shared.models.slot import LoadedModel
+from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics
 from shared.runtime.scorer import (
     Event,

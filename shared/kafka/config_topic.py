@@ -28,22 +28,6 @@ JsonDict = dict[str, Any]
 POLL_TIMEOUT_S = 0.2
 
 
-class ConfigSource(Protocol):
-    """What a scorer needs from a config topic (a static dict in unit tests)."""
-
-    def get(self, key: str) -> JsonDict | None: ...
-
-
-class StaticConfig:
-    """An in-memory :class:`ConfigSource` (tests, or a service run without a config topic)."""
-
-    def __init__(self, values: Mapping[str, JsonDict] | None = None) -> None:
-        self.values: dict[str, JsonDict] = dict(values or {})
-
-    def get(self, key: str) -> JsonDict | None:
-        return self.values.get(key)
-
-
 def apply_record(values: Mapping[str, JsonDict], key: bytes | None, value: bytes | None) -> dict[str, JsonDict]:
     """The mapping after one record. Keyless or non-object records are ignored (and logged)."""
     if key is None:

@@ -33,6 +33,7 @@ from shared.runtime.offsets import DeliveryUnit
 from shared.runtime.records import Pending, RecordBuilder
 from shared.runtime.restore import ensure_topics, restore_partitions, topic_partitions
 from shared.runtime.scorer import LoadContext, Scorer, ScoreResult
+from shared.runtime.scoring import score_batch
 from shared.runtime.state import StateStore
 from shared.settings import ServiceSettings
 
@@ -296,9 +297,7 @@ class ServiceApp:
         while True:
             started = time.perf_counter()
             try:
-                results = self.scorer.score(events)
-                if len(results) != len(events):
-                    raise RuntimeError(f"scorer returned {len(results)} results for {len(events)} events")
+                results = score_batch(self.scorer, events, self.state)
             except Exception as exc:
                 self._on_scoring_failure(batch, exc, backoff)
                 if self._wait_for_retry(backoff):

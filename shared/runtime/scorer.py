@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 from pydantic import BaseModel
 
 from shared.models.info import ModelInfo
+from shared.runtime.config import ConfigSource, StaticConfig
 
 __all__ = ["Event", "LoadContext", "ModelInfo", "Output", "Rejected", "Scored", "Scorer", "outputs_of"]
 
 if TYPE_CHECKING:
+    from shared.models.slot import SlotMetrics
     from shared.runtime.metrics import BusinessMetrics
     from shared.runtime.state import StateStore
     from shared.settings import ServiceSettings
@@ -89,8 +91,11 @@ class LoadContext:
 
     settings: ServiceSettings
     state: StateStore | None = None
-    """The keyed state store, for scorers with ``stateful = True``."""
-    extra_topics: dict[str, str] = field(default_factory=dict)
+    """The keyed state store, for scorers with ``stateful = True``. Writes are staged per batch."""
+    config: ConfigSource = field(default_factory=StaticConfig)
+    """The service's config topic (``settings.config_topic``), read and kept fresh by the runtime."""
+    model_metrics: SlotMetrics | None = None
+    """Where model slots report the serving version and refused versions."""
 
 
 class Scorer(ABC, Generic[EventT]):

@@ -5,6 +5,12 @@ The runtime owns the Kafka side: after each scored batch it takes the changed ke
 number as the input partition, in the same delivery unit as the scores (inside the transaction
 in exactly-once mode). On assignment it restores a partition by replaying its changelog
 partition (:meth:`StateStore.apply_changelog`). A deleted key is written as a tombstone.
+
+Writes are transactional per batch: between :meth:`StateStore.begin` and :meth:`StateStore.commit`
+every ``put`` and ``delete`` is staged, reads see the batch's own staged writes, and
+:meth:`StateStore.rollback` forgets them, so a batch that is retried after the scorer raised sees
+the state exactly as it was before the failed try (:func:`shared.runtime.scoring.score_batch`).
+Values returned by ``get`` are shared with the store: treat them as read-only and ``put`` a new dict.
 """
 
 from __future__ import annotations
@@ -38,10 +44,39 @@ class StateStore:
         self._max_keys = max_keys_per_partition
         self._partitions: dict[int, OrderedDict[str, JsonDict]] = {}
         self._dirty: dict[tuple[int, str], bool] = {}
+        self._staged: dict[tuple[int, str], JsonDict | None] | None = None
+        """The open batch's writes (``None`` = deleted), or ``None`` outside a batch."""
         self.evictions = 0
 
+    # -- batch transactions ------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start staging writes for one batch (a previous uncommitted batch is discarded)."""
+        self._staged = {}
+
+    def commit(self) -> None:
+        """Apply the staged writes in order; they reach the changelog with this batch."""
+        staged, self._staged = self._staged, None
+        for (partition, key), value in (staged or {}).items():
+            if value is None:
+                self.delete(partition, key)
+            else:
+                self.put(partition, key, value)
+
+    def rollback(self) -> None:
+        """Forget the staged writes: the store is as it was at :meth:`begin`."""
+        self._staged = None
+
+    @property
+    def staging(self) -> bool:
+        return self._staged is not None
+
+    # -- reads and writes -----------------------------------------------------------------------
+
     def get(self, partition: int, key: str) -> JsonDict | None:
-        """The key's state, or ``None``. Marks the key recently used."""
+        """The key's state (the open batch's staged write first), or ``None``. Marks the key recently used."""
+        if self._staged is not None and (partition, key) in self._staged:
+            return self._staged[(partition, key)]
         entries = self._partitions.get(partition)
         if entries is None or key not in entries:
             return None
@@ -50,6 +85,10 @@ class StateStore:
 
     def put(self, partition: int, key: str, value: JsonDict) -> None:
         """Set the key's state; it reaches the changelog with the current batch."""
+        if self._staged is not None:
+            self._staged.pop((partition, key), None)  # re-insert: commit applies writes in order
+            self._staged[(partition, key)] = value
+            return
         entries = self._partitions.setdefault(partition, OrderedDict())
         entries[key] = value
         entries.move_to_end(key)
@@ -60,6 +99,10 @@ class StateStore:
             self.evictions += 1
 
     def delete(self, partition: int, key: str) -> None:
+        if self._staged is not None:
+            self._staged.pop((partition, key), None)
+            self._staged[(partition, key)] = None
+            return
         entries = self._partitions.get(partition)
         if entries is not None and entries.pop(key, None) is not None:
             self._dirty[(partition, key)] = False

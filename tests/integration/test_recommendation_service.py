@@ -20,8 +20,8 @@ import pytest
 
 from services.recommendation.scorer import RecommendationScorer
 from services.recommendation.settings import RecommendationSettings
-from shared.kafka.config_topic import StaticConfig
 from shared.models.repository import ModelRepository
+from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext, Scored
 from shared.runtime.state import StateStore
 from shared.schemas import headers as h

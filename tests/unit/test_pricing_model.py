@@ -34,8 +34,8 @@ def test_tiny_recipe_exports_with_parity_and_the_scorer_serves_it(tmp_path):
     from export.registry import RecipeArgs
     from services.pricing.scorer import PricingScorer
     from services.pricing.settings import PricingSettings
-    from shared.kafka.config_topic import StaticConfig
     from shared.models.repository import ModelRepository
+    from shared.runtime.config import StaticConfig
     from shared.runtime.scorer import Event, LoadContext, Scored
     from shared.runtime.state import StateStore
     from shared.schemas.pricing import PricingRequest

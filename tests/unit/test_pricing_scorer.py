@@ -10,7 +10,7 @@ from services.pricing import SETTINGS_CLASS, create_scorer
 from services.pricing.guardrails import PriceInputs, violations
 from services.pricing.scorer import PricingScorer
 from services.pricing.settings import PricingSettings
-from shared.kafka.config_topic import StaticConfig
+from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext, Rejected, Scored
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PriceForecast, PricingDecision, PricingRequest

@@ -7,7 +7,7 @@ from pathlib import Path
 from services.recommendation import SETTINGS_CLASS, create_scorer
 from services.recommendation.scorer import RecommendationScorer
 from services.recommendation.settings import RecommendationSettings
-from shared.kafka.config_topic import StaticConfig
+from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext, Rejected, Scored
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import ClickEvent, RecoScores

@@ -25,7 +25,7 @@ from confluent_kafka import Consumer
 
 from services.pricing.scorer import PricingScorer
 from services.pricing.settings import PricingSettings
-from shared.kafka.config_topic import StaticConfig
+from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingRequest

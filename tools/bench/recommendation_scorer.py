@@ -16,7 +16,7 @@ import numpy as np
 
 from services.recommendation.scorer import RecommendationScorer
 from services.recommendation.settings import RecommendationSettings
-from shared.kafka.config_topic import StaticConfig
+from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import ClickEvent
