@@ -145,5 +145,10 @@ class StateStore:
         """A copy of one partition's state (tests and debugging)."""
         return dict(self._partitions.get(partition, {}))
 
+    def __bool__(self) -> bool:
+        # A store is present even when empty: `if store:` must not read as "no state store"
+        # (and must not count every key, as __len__ would).
+        return True
+
     def __len__(self) -> int:
         return sum(len(entries) for entries in self._partitions.values())

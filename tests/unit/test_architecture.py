@@ -143,3 +143,14 @@ def test_the_serving_library_holds_no_tooling() -> None:
     assert sorted(p.name for p in (REPO / "shared").iterdir() if p.is_dir() and p.name != "__pycache__") == [
         "kafka", "models", "runtime", "schemas",
     ]
+
+
+def test_scorers_hold_no_kafka_code() -> None:
+    """Scorers get their events, state and config from the runtime; only shared/ talks to Kafka."""
+    kafka_imports = [
+        f"{path.relative_to(REPO)}:{line}: {imported}"
+        for path in sorted((REPO / "services").rglob("*.py"))
+        for line, imported in _imports(path)
+        if imported.split(".")[0] == "confluent_kafka" or imported.startswith("shared.kafka")
+    ]
+    assert kafka_imports == []
