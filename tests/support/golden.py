@@ -3,6 +3,7 @@
 The safety net for rewrites of the hot path (decode → score → encode): the inputs and the outputs
 of the code before a rewrite are committed under ``tests/data/golden/``, and
 ``tests/unit/test_golden_outputs.py`` replays the inputs through today's code and compares.
+Recording again is `python -m tests.support.golden <service>...` from the repo root.
 
 The inputs are stored with the outputs (not regenerated from the simulator), so a change to the
 simulated shop cannot move them. The replay drives the runtime's own decoder, the batch-scoring
@@ -243,3 +244,17 @@ def _diff(expected: Any, actual: Any, path: str, tolerance: float) -> Iterator[s
             yield f"{path}: {expected!r} expected, {actual!r} found"
     elif expected != actual:
         yield f"{path}: {expected!r} expected, {actual!r} found"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Record again (only when outputs change on purpose): ``python -m tests.support.golden fraud ...``."""
+    import sys
+
+    for service in argv if argv is not None else sys.argv[1:]:
+        inputs = make_inputs(service, 300 if service == "ad_ctr" else 800)
+        run = replay(service, inputs, Path("models").resolve())
+        print(service, len(inputs), "inputs ->", len(run.outputs), "outputs:", save(service, inputs, run))
+
+
+if __name__ == "__main__":
+    main()
