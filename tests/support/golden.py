@@ -223,7 +223,7 @@ def _unb64(text: str | None) -> bytes | None:
 
 
 def numbers_close(expected: Any, actual: Any, tolerance: float = 1e-5) -> Iterator[str]:
-    """Paths where two JSON documents differ: floats by more than ``tolerance`` (relative above 1), anything else at all."""
+    """Where two JSON documents differ: floats by more than ``tolerance`` (relative above 1), anything else at all."""
     yield from _diff(expected, actual, "$", tolerance)
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from shared.settings import KafkaSettings
 from tools.bench.measure import ProcessUsage, process_usage, read_output_timing
-from tools.bench.wiring import REPO_ROOT, Wiring, service_env
+from tools.bench.record_set import CHANGELOG, TIMED_ROLES, RecordSet
+from tools.bench.wiring import REPO_ROOT, Wiring, ensure_outputs, service_env
 from tools.supervisor import ServiceProcess, produce
 
 logger = logging.getLogger(__name__)
@@ -90,14 +91,29 @@ def run_child(name: str, args: list[str], kafka: KafkaSettings, wiring: Wiring, 
     return RunResult(name, timing.count, timing.throughput, usage)
 
 
-def run_loop(kind: str, kafka: KafkaSettings, wiring: Wiring, count: int, log: Path,
-             service: str | None = None) -> RunResult:
-    """``bare`` or ``naive`` (with ``service``: the naive loop around that service's scorer)."""
-    args = ["-m", "tools.bench.loops", kind, "--bootstrap", kafka.bootstrap_servers, "--input", wiring.source,
-            "--output", wiring.sink, "--count", str(count), "--linger"]
-    if service and kind == "naive":
-        args += ["--service", service, "--topics", json.dumps(wiring.topics)]
-    return run_child(kind, args, kafka, wiring, count, log)
+@dataclass(frozen=True)
+class Baselines:
+    """What the loops of :mod:`tools.bench.loops` need to stand in for ``service``."""
+
+    service: str
+    record_set: RecordSet
+    """What the service writes per event (captured by scoring the benchmark's events)."""
+    records_path: Path
+    """``record_set`` saved for the I/O limit's process."""
+    batch: int
+    """The service's max batch size: records per consume of the batched loops."""
+
+    def run(self, kind: str, kafka: KafkaSettings, wiring: Wiring, count: int, log: Path) -> RunResult:
+        """Loop ``kind`` reads ``count`` input records; timed until the records it writes for them
+        on the scores and dead-letter topics have arrived."""
+        writes_changelog = kind == "io-limit"
+        roles = [r for r in self.record_set.per_event() if writes_changelog or r != CHANGELOG]
+        ensure_outputs(kafka, wiring, roles)
+        timed = ("output_topic",) if kind == "plain-batched" else TIMED_ROLES  # it has no dead-letter topic
+        args = ["-m", "tools.bench.loops", kind, "--service", self.service, "--bootstrap", kafka.bootstrap_servers,
+                "--topics", json.dumps(wiring.topics), "--count", str(count), "--batch", str(self.batch),
+                "--records", str(self.records_path), "--linger"]
+        return run_child(kind, args, kafka, wiring, self.record_set.count(count, timed), log)
 
 
 def run_peer(service: str, kafka: KafkaSettings, wiring: Wiring, count: int, log: Path, python: str) -> RunResult:

@@ -45,7 +45,8 @@ def gpu_model_limits(service: str, repeats: int = 1, min_s: float = 0.2) -> list
         batches: Sequence[int] = TENSORRT_BATCHES if chain[0] == "tensorrt" else BATCH_SIZES
         for variant in (None, "fp16"):
             limits.append(measure_model_limit(service, repeats=repeats, min_s=min_s, batch_sizes=batches,
-                                              variant=variant, providers=chain, io_binding=True, captured=captured))
+                                              variant=variant, providers=chain, threads=0, io_binding=True,
+                                              captured=captured))
     return limits
 
 

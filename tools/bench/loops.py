@@ -1,12 +1,21 @@
-"""Baselines the runtime is measured against, each run as its own process.
+"""The loops shopstream is measured against, each run as its own process.
 
-* ``bare``: consume → produce → commit with no work at all (the I/O limit).
-* ``naive``: the per-message loop a first version would be: consume one record, score it,
-  produce it synchronously, commit synchronously. With ``--service`` it scores with that
-  service's own scorer (its feature code, ONNX Runtime at batch 1) and writes the records the
-  service would write (``--topics``: the service's topic settings as JSON).
+* ``io-limit``: the I/O limit. Consume a batch → write, for each record, what the service
+  writes for an event (its captured record set, see :mod:`tools.bench.record_set`: the same
+  records per event on the same topics, changelog included, same sizes and headers) →
+  asynchronous produce → asynchronous commit every ``commit_interval_ms``. No decoding, no
+  scoring: the most any service could do on this broker.
+* ``plain-batched``: the batched plain loop. Consume up to the service's batch size → the
+  service's own scorer on that batch (decoded by the runtime's codec, outputs serialised as the
+  runtime does) → asynchronous produce → periodic asynchronous commit. No dead-letter topic
+  (a bad record is dropped), no changelog (the scorer's state lives only in memory), no delivery
+  guarantees (offsets are committed whether or not the outputs were acknowledged). It is the
+  control that shows what the runtime's guarantees cost.
+* ``naive-sync``: one record at a time through the same scorer, each output produced and
+  ``flush()``-ed, then a synchronous commit per record: two round trips per event.
 
-``python -m tools.bench.loops bare|naive --bootstrap B --input T --output T2 --count N [--service S]``
+``python -m tools.bench.loops io-limit|plain-batched|naive-sync --service S --bootstrap B
+--topics JSON --count N [--batch B] [--records PATH] [--linger]``
 
 Each loop prints ``ready`` once its clients (and model) are set up, so the caller can start
 counting CPU time there; with ``--linger`` it then stays alive after its last record until it
@@ -19,78 +28,110 @@ import argparse
 import json
 import time
 import uuid
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import cast
 
 from confluent_kafka import Consumer, Message, Producer
 
+from shared.kafka.clients import make_consumer, make_producer
 from shared.kafka.message import MessageLike
-from shared.schemas import headers as h
+from shared.runtime.delivery import OutRecord
+from shared.settings import KafkaSettings, RuntimeSettings
+from tools.bench.record_set import CHANGELOG, RecordSet, lineage_of
 
-Score = Callable[[bytes], bytes]
+LOOPS = ("io-limit", "plain-batched", "naive-sync")
 LINGER_S = 600.0
+COMMIT_INTERVAL_S = RuntimeSettings().commit_interval_ms / 1000
+"""The runtime's default at-least-once commit interval."""
+
+Batch = Callable[[Sequence[Message]], Sequence[OutRecord]]
 
 
-def echo_score(value: bytes) -> bytes:
-    event = json.loads(value)
-    return json.dumps({"id": event["id"], "score": (zlib.crc32(event["id"].encode()) % 1000) / 1000}).encode()
-
-
-def _clients(bootstrap: str, group: str) -> tuple[Consumer, Producer]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
-                         "acks": "all", "compression.type": "lz4"})
-    return consumer, producer
-
-
-def _event_header(msg: Message) -> list[tuple[str, str | bytes | None]]:
-    return [(h.EVENT_TIME_MS, str(msg.timestamp()[1]).encode())]
-
-
-def bare_loop(bootstrap: str, source: str, sink: str, count: int) -> None:
-    consumer, producer = _clients(bootstrap, f"bare-{uuid.uuid4().hex}")
-    consumer.subscribe([source])
-    _ready()
-    done = 0
-    while done < count:
-        batch = [m for m in consumer.consume(1000, 0.1) if m.error() is None]
-        for msg in batch:
-            producer.produce(sink, msg.value(), msg.key(), headers=_event_header(msg))
-        done += len(batch)
-        if batch:
-            producer.flush()
-            consumer.commit(asynchronous=False)
-    consumer.close()
+def _clients(bootstrap: str, loop: str) -> tuple[Consumer, Producer]:
+    """The service's own client settings; offsets are stored on consume (no delivery tracking)."""
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    consumer = make_consumer(kafka, f"bench-{loop}", f"{loop}-{uuid.uuid4().hex}",
+                             {"enable.auto.offset.store": True})
+    return consumer, make_producer(kafka, f"bench-{loop}")
 
 
 def _ready() -> None:
     print("ready", flush=True)
 
 
-def naive_loop(bootstrap: str, source: str, sink: str, count: int, score: Score = echo_score) -> None:
-    consumer, producer = _clients(bootstrap, f"naive-{uuid.uuid4().hex}")
+def produce(producer: Producer, record: OutRecord) -> None:
+    """Asynchronous produce; a full local queue is drained, never dropped."""
+    partition = record.partition if record.partition is not None else -1
+    while True:
+        try:
+            producer.produce(record.topic, record.value, record.key, partition=partition, headers=record.headers)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def batched_loop(bootstrap: str, loop: str, source: str, count: int, batch: int, handle: Batch) -> None:
+    """Consume up to ``batch`` → ``handle`` → asynchronous produce; asynchronous commits on a timer."""
+    consumer, producer = _clients(bootstrap, loop)
     consumer.subscribe([source])
     _ready()
-    done = 0
+    done, last_commit = 0, time.monotonic()
     while done < count:
-        msg = consumer.poll(0.1)
-        if msg is None or msg.error() is not None:
-            continue
-        producer.produce(sink, score(msg.value() or b"{}"), msg.key(), headers=_event_header(msg))
-        producer.flush()
-        consumer.commit(message=msg, asynchronous=False)
-        done += 1
+        messages = [m for m in consumer.consume(batch, 0.1) if m.error() is None]
+        for record in handle(messages):
+            produce(producer, record)
+        producer.poll(0)
+        done += len(messages)
+        if messages and time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
+            consumer.commit(asynchronous=True)
+            last_commit = time.monotonic()
+    producer.flush()
+    consumer.commit(asynchronous=True)
     consumer.close()
 
 
-def naive_service_loop(bootstrap: str, service: str, topics: dict[str, str], count: int) -> None:
-    """One record at a time through ``service``'s scorer; every output produced and flushed."""
+def io_limit_handler(record_set: RecordSet, topics: Mapping[str, str]) -> Batch:
+    """For the ``i``-th consumed record, the records the service wrote for the ``i``-th captured event."""
+    consumed = 0
+
+    def handle(messages: Sequence[Message]) -> list[OutRecord]:
+        nonlocal consumed
+        out: list[OutRecord] = []
+        for msg in messages:
+            lineage = lineage_of(cast(MessageLike, msg))
+            partition = msg.partition()
+            for r in record_set.for_input(consumed):
+                out.append(OutRecord(topics[r.role], r.key, r.value, r.headers_for(lineage),
+                                     partition if r.role == CHANGELOG else None))
+            consumed += 1
+        return out
+
+    return handle
+
+
+def plain_handler(service: str, topics: Mapping[str, str]) -> Batch:
+    """The service's scorer on each batch; dead letters are dropped (no DLQ), nothing else is written."""
     from tools.bench.scoring import ServiceHarness
 
     harness = ServiceHarness(service, topics)
-    consumer, producer = _clients(bootstrap, f"naive-{uuid.uuid4().hex}")
+    dlq = harness.settings.resolved_dlq_topic
+
+    def handle(messages: Sequence[Message]) -> list[OutRecord]:
+        if not messages:
+            return []
+        return [r for r in harness.score(cast(Sequence[MessageLike], messages)) if r.topic != dlq]
+
+    return handle
+
+
+def naive_sync_loop(bootstrap: str, service: str, topics: Mapping[str, str], count: int) -> None:
+    """One record at a time through ``service``'s scorer; every output produced and flushed, then a
+    synchronous commit of that record's offset."""
+    from tools.bench.scoring import ServiceHarness
+
+    harness = ServiceHarness(service, topics)
+    consumer, producer = _clients(bootstrap, "naive-sync")
     consumer.subscribe([topics["input_topic"]])
     _ready()
     done = 0
@@ -99,7 +140,7 @@ def naive_service_loop(bootstrap: str, service: str, topics: dict[str, str], cou
         if msg is None or msg.error() is not None:
             continue
         for record in harness.score([cast(MessageLike, msg)]):
-            producer.produce(record.topic, record.value, record.key, headers=record.headers)
+            produce(producer, record)
         producer.flush()
         consumer.commit(message=msg, asynchronous=False)
         done += 1
@@ -109,21 +150,27 @@ def naive_service_loop(bootstrap: str, service: str, topics: dict[str, str], cou
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("loop", choices=["bare", "naive"])
+    parser.add_argument("loop", choices=LOOPS)
+    parser.add_argument("--service", required=True, help="whose scorer (plain-batched, naive-sync) or topics")
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--service", help="naive: score with this service's scorer")
-    parser.add_argument("--topics", default="{}", help="naive --service: the service's topic settings (JSON)")
+    parser.add_argument("--topics", required=True, help="the service's topic settings (JSON, as bench_topics)")
+    parser.add_argument("--count", type=int, required=True, help="input records to read")
+    parser.add_argument("--batch", type=int, default=RuntimeSettings().max_batch_size,
+                        help="records per consume (the service's max batch size)")
+    parser.add_argument("--records", type=Path, help="io-limit: the captured record set (RecordSet.save)")
     parser.add_argument("--linger", action="store_true", help="stay alive after the last record until terminated")
     args = parser.parse_args()
-    if args.loop == "naive" and args.service:
-        topics = {"input_topic": args.input, "output_topic": args.output, **json.loads(args.topics)}
-        naive_service_loop(args.bootstrap, args.service, topics, args.count)
+    topics: dict[str, str] = json.loads(args.topics)
+    if args.loop == "naive-sync":
+        naive_sync_loop(args.bootstrap, args.service, topics, args.count)
     else:
-        loop = bare_loop if args.loop == "bare" else naive_loop
-        loop(args.bootstrap, args.input, args.output, args.count)
+        if args.loop == "io-limit":
+            if args.records is None:
+                parser.error("io-limit needs --records")
+            handle = io_limit_handler(RecordSet.load(args.records), topics)
+        else:
+            handle = plain_handler(args.service, topics)
+        batched_loop(args.bootstrap, args.loop, topics["input_topic"], args.count, args.batch, handle)
     if args.linger:
         time.sleep(LINGER_S)
 

@@ -1,16 +1,23 @@
-"""The model limit: raw ONNX Runtime throughput of a service's default model, batch 1 to 1024.
+"""The model limit: raw ONNX Runtime throughput of a service's default model, swept until it stops rising.
 
 The tensors are the ones the service's own feature code builds for simulated events (captured
-from one scored batch, see :func:`capture_feeds`), tiled to each batch size before timing, so
+from the scored batches, see :func:`capture_feeds`), tiled to each batch size before timing, so
 only ``session.run`` is timed. A "row" is one row of the model's batch axis; services that
 score several rows per event (candidate ads) report events/s = rows/s ÷ rows per event.
+
+The sweep doubles the batch from 1 row up to 65,536 and stops once two doublings in a row each
+gained less than 3 % (:func:`still_rising`). Each point is timed ``repeats`` times for at least
+``min_s`` seconds each; a point's figure is the median of its repeats and the limit is the best
+point. It runs once with one intra-op thread and once with one per core (:func:`thread_counts`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +30,13 @@ from tools.bench.wiring import MODELS_DIR, SERVICE_STREAMS, bench_topics
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZES = tuple(2**i for i in range(11))  # 1 .. 1024
+BATCH_SIZES = tuple(2**i for i in range(17))  # 1 .. 65,536
+MIN_GAIN = 0.03
+"""A doubling that raises throughput by less than this is not rising."""
+PATIENCE = 2
+"""The sweep stops after this many doublings in a row that were not rising."""
+MIN_S = 0.5
+"""Seconds each timing of a point lasts at least (several calls; the median of ``repeats`` counts)."""
 
 
 @dataclass
@@ -49,6 +62,17 @@ class ModelLimit:
     variant: str
     rows_per_event: float
     points: list[BatchPoint]
+    threads: int = 0
+    """ONNX Runtime intra-op threads (0: its default, one per physical core)."""
+    all_cores: bool = False
+    """``threads`` was the machine's core count."""
+
+    @property
+    def threads_label(self) -> str:
+        if self.threads <= 0:
+            return "default threads"
+        plural = "s" if self.threads > 1 else ""
+        return f"{self.threads} thread{plural}{' (all cores)' if self.all_cores else ''}"
 
     @property
     def best(self) -> BatchPoint:
@@ -79,15 +103,40 @@ def batched_inputs(model: OnnxModel) -> set[str]:
     return {spec.name for spec in model.inputs if spec.shape and not isinstance(spec.shape[0], int)}
 
 
-def time_batch(model: OnnxModel, feeds: Feeds, min_s: float, min_calls: int = 3) -> float:
-    """Rows per second of repeated ``run`` calls on the same pre-built feeds."""
+def time_batch(model: OnnxModel, feeds: Feeds, min_s: float, min_calls: int = 2) -> float:
+    """Rows per second of repeated ``run`` calls on the same pre-built feeds (the caller warms up)."""
     rows = int(next(iter(feeds.values())).shape[0])
-    model.run(feeds)  # warm: first call of a shape allocates
     calls, start = 0, time.perf_counter()
     while calls < min_calls or time.perf_counter() - start < min_s:
         model.run(feeds)
         calls += 1
     return rows * calls / (time.perf_counter() - start)
+
+
+def still_rising(medians: Sequence[float], min_gain: float = MIN_GAIN, patience: int = PATIENCE) -> bool:
+    """Whether the sweep goes on: ``False`` once each of the last ``patience`` steps gained less
+    than ``min_gain`` over the point before it (a fall counts as no gain)."""
+    if len(medians) <= patience:
+        return True
+    recent = medians[-patience - 1:]
+    return any(after >= before * (1 + min_gain) for before, after in itertools.pairwise(recent))
+
+
+def sweep(measure: Callable[[int], list[float]], batch_sizes: Sequence[int] = BATCH_SIZES,
+          min_gain: float = MIN_GAIN, patience: int = PATIENCE) -> list[BatchPoint]:
+    """Measure ``batch_sizes`` in order (``measure(batch)`` → the repeats' rows/s) until they stop rising."""
+    points: list[BatchPoint] = []
+    for batch in batch_sizes:
+        points.append(BatchPoint(batch, measure(batch)))
+        if not still_rising([p.median for p in points], min_gain, patience):
+            break
+    return points
+
+
+def thread_counts() -> tuple[int, ...]:
+    """One intra-op thread, and one per core (the same setting on a one-core machine)."""
+    cores = os.cpu_count() or 1
+    return (1, cores) if cores > 1 else (1,)
 
 
 def load_model(name: str, variant: str | None, providers: Sequence[str], threads: int,
@@ -100,31 +149,46 @@ def load_model(name: str, variant: str | None, providers: Sequence[str], threads
     return model, version
 
 
-def capture(service: str, events: int = 4096, pairs: Sequence[tuple[bytes, bytes]] | None = None) -> CapturedFeeds:
-    """The service's main-model feeds for ``pairs`` (default: ``events`` simulated events of its stream)."""
+def capture(service: str, events: int = 4096, pairs: Sequence[tuple[bytes, bytes]] | None = None,
+            batch: int = 256) -> CapturedFeeds:
+    """The service's main-model feeds and record set for ``pairs`` (default: ``events`` simulated
+    events of its stream), scored in batches of ``batch``."""
     from sim import iter_records
 
     harness = ServiceHarness(service, bench_topics(service, "bench.in", "bench.out"))
     try:
         return capture_feeds(harness, pairs if pairs is not None else list(iter_records(SERVICE_STREAMS[service],
-                                                                                         events)))
+                                                                                         events)),
+                             batch)
     finally:
         harness.close()
 
 
-def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = 0.25,
+def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = MIN_S,
                         batch_sizes: Sequence[int] = BATCH_SIZES, variant: str | None = None,
-                        providers: Sequence[str] = ("cpu",), threads: int = 0,
+                        providers: Sequence[str] = ("cpu",), threads: int = 1,
                         io_binding: bool | None = None, captured: CapturedFeeds | None = None) -> ModelLimit:
-    """Sweep ``batch_sizes`` ``repeats`` times (interleaved, so load drifts hit every size alike)."""
+    """Sweep ``batch_sizes`` until throughput stops rising; each point timed ``repeats`` times."""
     captured = captured or capture(service)
     model, version = load_model(captured.model, variant, providers, threads, io_binding)
     batched = batched_inputs(model)
-    prebuilt = {b: tile(captured.feeds, b, batched) for b in batch_sizes}
-    points = [BatchPoint(b) for b in batch_sizes]
-    for _ in range(repeats):
-        for point in points:
-            point.rows_per_s.append(time_batch(model, prebuilt[point.batch], min_s))
-    logger.info("model limit %s: best batch %d", service, max(points, key=lambda p: p.median).batch)
-    return ModelLimit(service, captured.model, version, model.provider, variant or "fp32",
-                      captured.rows_per_event, points)
+
+    def measure(batch: int) -> list[float]:
+        feeds = tile(captured.feeds, batch, batched)
+        model.run(feeds)  # warm: the first call of a shape allocates
+        return [time_batch(model, feeds, min_s) for _ in range(repeats)]
+
+    points = sweep(measure, batch_sizes)
+    limit = ModelLimit(service, captured.model, version, model.provider, variant or "fp32",
+                       captured.rows_per_event, points, threads, threads == os.cpu_count())
+    logger.info("model limit %s, %s: best batch %d of %d swept, %.0f events/s", service, limit.threads_label,
+                limit.best.batch, points[-1].batch, limit.events_per_s)
+    return limit
+
+
+def measure_model_limits(service: str, *, repeats: int = 3, min_s: float = MIN_S,
+                         captured: CapturedFeeds | None = None) -> list[ModelLimit]:
+    """The CPU model limit at one thread and at one thread per core (:func:`thread_counts`)."""
+    captured = captured or capture(service)
+    return [measure_model_limit(service, repeats=repeats, min_s=min_s, threads=t, captured=captured)
+            for t in thread_counts()]

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Protocol
 
 from shared.settings import KafkaSettings
-from tools.bench.model_limit import measure_model_limit
-from tools.bench.report import format_model, format_service, format_suite
-from tools.bench.runtime import format_report, run_runtime_bench
+from tools.bench.model_limit import measure_model_limits
+from tools.bench.report import format_model, format_runtime, format_service, format_suite, format_summary
+from tools.bench.runtime import run_runtime_bench
 from tools.bench.service import ServiceBenchConfig, ServiceReport, bench_service
 from tools.bench.session import kafka_for, services_with_models
 from tools.bench.suites import bench_delivery, bench_scaling
@@ -43,8 +43,7 @@ def _config(args: argparse.Namespace) -> ServiceBenchConfig:
 
 
 def suite_model(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
-
-    models = [measure_model_limit(s, repeats=args.repeats) for s in _services(args)]
+    models = [m for s in _services(args) for m in measure_model_limits(s, repeats=args.repeats)]
     for model in models:
         out.add(format_model(model))
     if args.plots:
@@ -58,8 +57,8 @@ def _one_service(service: str, args: argparse.Namespace, kafka: KafkaSettings, o
                  log_dir: Path) -> ServiceReport:
     report = bench_service(service, kafka, _config(args), log_dir)
     out.add(format_service(report))
-    if report.model:
-        out.add(format_model(report.model))
+    for model in report.models:
+        out.add(format_model(model))
     if args.plots and report.latency:
         from tools.bench.plots import plot_latency
 
@@ -71,19 +70,19 @@ def suite_service(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
     if not args.target:
         raise SystemExit("shopstream bench service needs a service name, e.g. `shopstream bench service fraud`")
     with _kafka(args) as kafka:
-        _one_service(args.target, args, kafka, out, log_dir)
+        report = _one_service(args.target, args, kafka, out, log_dir)
+    out.add(format_summary([report]))
     return 0
 
 
 def suite_runtime(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
     with _kafka(args) as kafka:
         report = run_runtime_bench(kafka, args.events * 5, args.partitions, args.repeats, args.naive_events, log_dir)
-    out.add(format_report(report))
+    out.add(format_runtime(report))
     return 0
 
 
 def _scaling(service: str, args: argparse.Namespace, kafka: KafkaSettings, out: Sink, log_dir: Path) -> None:
-
     report = bench_scaling(service, kafka, args.events, max(1, args.repeats - 1), log_dir)
     out.add(format_suite(report))
     if args.plots:
@@ -93,7 +92,6 @@ def _scaling(service: str, args: argparse.Namespace, kafka: KafkaSettings, out: 
 
 
 def _delivery(service: str, args: argparse.Namespace, kafka: KafkaSettings, out: Sink, log_dir: Path) -> None:
-
     events = args.events * 5 if service == "echo" else args.events
     out.add(format_suite(bench_delivery(service, kafka, events, args.repeats, log_dir, args.partitions)))
 
@@ -115,13 +113,15 @@ def suite_all(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
     services = _services(args)
     out.add(f"services with a default model: {', '.join(services) or 'none'}")
     with _kafka(args) as kafka:
-        out.add(format_report(run_runtime_bench(kafka, args.events * 5, args.partitions, args.repeats,
-                                                args.naive_events, log_dir)))
+        out.add(format_runtime(run_runtime_bench(kafka, args.events * 5, args.partitions, args.repeats,
+                                                 args.naive_events, log_dir)))
         reports = [_one_service(s, args, kafka, out, log_dir) for s in services]
+        if reports:
+            out.add(format_summary(reports))
         if args.plots and reports:
             from tools.bench.plots import plot_model_limits
 
-            plot_model_limits([r.model for r in reports if r.model], args.plots / "bench-model-limit.png")
+            plot_model_limits([m for r in reports for m in r.models], args.plots / "bench-model-limit.png")
         _scaling(SCALING_SERVICE if SCALING_SERVICE in services else services[0], args, kafka, out, log_dir)
         for service in DELIVERY_SERVICES:
             _delivery(service, args, kafka, out, log_dir)

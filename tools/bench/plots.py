@@ -33,8 +33,8 @@ def plot_model_limits(models: Sequence[ModelLimit], path: Path, title: str = "")
         rates = [p.median / m.rows_per_event for p in m.points]
         spreads = [p.spread / m.rows_per_event for p in m.points]
         provider = m.provider.replace("ExecutionProvider", "")
-        ax.errorbar(batches, rates, yerr=spreads, marker="o", capsize=3,
-                    label=f"{m.service} ({m.model} {m.version}, {m.variant}, {provider})")
+        ax.errorbar(batches, rates, yerr=spreads, marker="o", capsize=3, linestyle="-" if m.threads == 1 else "--",
+                    label=f"{m.service} ({m.model} {m.version}, {m.variant}, {provider}, {m.threads_label})")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size (model rows)")

@@ -9,25 +9,38 @@ from dataclasses import dataclass
 from tools.bench.contestants import RunResult
 from tools.bench.measure import median_spread
 from tools.bench.model_limit import ModelLimit
+from tools.bench.runtime import RuntimeBenchReport
 from tools.bench.service import CONTESTANTS, ServiceReport
 from tools.bench.suites import SuiteReport
 
-GOALS = {"limit": 0.8, "naive": 10.0, "peer": 2.0}
+GOALS = {"limit": 0.8, "plain": 0.9, "naive": 10.0, "peer": 2.0}
+LABELS = {"io-limit": "I/O limit", "plain-batched": "batched plain loop", "shopstream": "shopstream",
+          "naive-sync": "naive-sync", "peer": "peer (Quix Streams)"}
+"""How each run name reads in a report."""
+LIMIT_RATIO = "shopstream / min(model limit, I/O limit)"
+PLAIN_RATIO = "shopstream / batched plain loop"
 
 
 @dataclass(frozen=True)
 class Ratio:
     name: str
     value: float
-    goal: float
+    goal: float | None
+    """``None``: reported without a goal."""
 
     @property
     def met(self) -> bool | None:
-        return None if math.isnan(self.value) else self.value >= self.goal
+        return None if math.isnan(self.value) or self.goal is None else self.value >= self.goal
 
     def line(self) -> str:
+        if self.goal is None:
+            return f"- {self.name} = **{fmt_ratio(self.value)}**"
         verdict = {None: "not measured", True: "goal met", False: "BELOW GOAL"}[self.met]
         return f"- {self.name} = **{fmt_ratio(self.value)}** (goal ≥ {self.goal:g}; {verdict})"
+
+    def cell(self) -> str:
+        mark = {None: "", True: " ✓", False: " ✗"}[self.met]
+        return f"{fmt_ratio(self.value)}{mark}"
 
 
 def fmt_ratio(value: float) -> str:
@@ -42,6 +55,15 @@ def fmt_rate(median: float, spread: float) -> str:
     return f"{median:,.0f} ± {spread:,.0f}"
 
 
+def fmt_events(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.0f}"
+
+
+def tighter(a: float, b: float) -> float:
+    """The smaller of two limits; NaN if either was not measured (a missing limit is no limit)."""
+    return float("nan") if math.isnan(a) or math.isnan(b) else min(a, b)
+
+
 def ratio(numerator: float, denominator: float) -> float:
     if math.isnan(numerator) or math.isnan(denominator) or denominator <= 0:
         return float("nan")
@@ -49,13 +71,13 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 def ratios(report: ServiceReport) -> list[Ratio]:
+    """shopstream against the tighter limit (the best model limit over thread settings, or the
+    I/O limit), the batched plain loop, naive-sync and the peer."""
     shop = report.median("shopstream")
-    model = report.model.events_per_s if report.model else float("nan")
-    bare = report.median("bare")
-    limit = float("nan") if math.isnan(model) or math.isnan(bare) else min(model, bare)
     return [
-        Ratio("shopstream / min(model limit, I/O limit)", ratio(shop, limit), GOALS["limit"]),
-        Ratio("shopstream / naive", ratio(shop, report.median("naive")), GOALS["naive"]),
+        Ratio(LIMIT_RATIO, ratio(shop, tighter(report.model_limit, report.median("io-limit"))), GOALS["limit"]),
+        Ratio(PLAIN_RATIO, ratio(shop, report.median("plain-batched")), GOALS["plain"]),
+        Ratio("shopstream / naive-sync", ratio(shop, report.median("naive-sync")), GOALS["naive"]),
         Ratio("shopstream / peer (Quix Streams)", ratio(shop, report.median("peer")), GOALS["peer"]),
     ]
 
@@ -64,14 +86,14 @@ def cpu_per_event(runs: Sequence[RunResult]) -> float:
     return median_spread([r.cpu_s_per_1000 for r in runs])[0] if runs else float("nan")
 
 
-def cpu_lines(report: ServiceReport) -> list[str]:
+def cpu_lines(runs: dict[str, list[RunResult]]) -> list[str]:
     """CPU cost per event relative to shopstream: robust where load decides throughput."""
-    shop = cpu_per_event(report.runs.get("shopstream", []))
+    shop = cpu_per_event(runs.get("shopstream", []))
     out = []
-    for name in ("naive", "peer"):
-        other = cpu_per_event(report.runs.get(name, []))
-        if not math.isnan(ratio(other, shop)):
-            out.append(f"- CPU per event, {name} / shopstream = {fmt_ratio(ratio(other, shop))}")
+    for name in CONTESTANTS:
+        other = cpu_per_event(runs.get(name, []))
+        if name != "shopstream" and not math.isnan(ratio(other, shop)):
+            out.append(f"- CPU per event, {LABELS[name]} / shopstream = {fmt_ratio(ratio(other, shop))}")
     return out
 
 
@@ -85,24 +107,26 @@ def run_row(name: str, runs: Sequence[RunResult]) -> str:
 
 
 def model_row(model: ModelLimit) -> str:
-    return (f"| model limit (ORT, batch {model.best.batch}) | {fmt_rate(model.events_per_s, model.events_spread)} "
-            f"| | | {len(model.best.rows_per_s)} |")
+    return (f"| model limit, {model.threads_label}, batch {model.best.batch:,} "
+            f"| {fmt_rate(model.events_per_s, model.events_spread)} | | | {len(model.best.rows_per_s)} |")
+
+
+RUN_TABLE = ["| contestant | events/s (median ± half-range) | CPU s / 1000 events | peak RSS MB | runs |",
+             "|---|---|---|---|---|"]
 
 
 def format_service(report: ServiceReport) -> str:
     c = report.config
     lines = [f"### {report.service}", "",
-             f"{c.events:,} events ({c.naive_events:,} naive, {c.peer_events:,} peer), {c.partitions} partitions, "
-             f"{c.repeats} repeats; load average {' → '.join(f'{x:.1f}' for x in report.load)}", "",
-             "| contestant | events/s (median ± half-range) | CPU s / 1000 events | peak RSS MB | runs |",
-             "|---|---|---|---|---|"]
-    if report.model:
-        lines.append(model_row(report.model))
-    lines += [run_row(name, report.runs.get(name, [])) for name in CONTESTANTS]
+             f"{c.events:,} events ({c.naive_events:,} naive-sync, {c.peer_events:,} peer), {c.partitions} "
+             f"partitions, {c.repeats} repeats; load average {' → '.join(f'{x:.1f}' for x in report.load)}", "",
+             *RUN_TABLE]
+    lines += [model_row(m) for m in report.models]
+    lines += [run_row(LABELS[name], report.runs.get(name, [])) for name in CONTESTANTS]
     lines.append("")
     lines += [r.line() for r in ratios(report)]
-    lines += cpu_lines(report)
-    lines += [f"- {name} not measured: {why}" for name, why in report.skipped.items()]
+    lines += cpu_lines(report.runs)
+    lines += [f"- {LABELS.get(name, name)} not measured: {why}" for name, why in report.skipped.items()]
     if report.latency:
         lines += ["", "| load | target events/s | sent events/s | p50 ms | p95 ms | p99 ms |",
                   "|---|---|---|---|---|---|"]
@@ -111,12 +135,49 @@ def format_service(report: ServiceReport) -> str:
     return "\n".join(lines)
 
 
+def _limit_cell(model: ModelLimit | None) -> str:
+    return f"{model.events_per_s:,.0f} ({model.best.batch:,})" if model else "n/a"
+
+
+def format_summary(reports: Sequence[ServiceReport]) -> str:
+    """One row per service: every contestant's median events/s and the two goal ratios."""
+    lines = ["| service | model limit, 1 thread (batch) | model limit, all cores (batch) | I/O limit "
+             "| batched plain loop | shopstream | naive-sync | peer | shopstream / min(model limit, I/O limit) "
+             "| shopstream / batched plain loop |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for report in reports:
+        one = next((m for m in report.models if m.threads == 1), None)
+        every = next((m for m in report.models if m.all_cores), None)
+        rates = [fmt_events(report.median(name)) for name in CONTESTANTS]
+        by_name = {r.name: r for r in ratios(report)}
+        lines.append(f"| {report.service} | {_limit_cell(one)} | {_limit_cell(every)} | {' | '.join(rates)} "
+                     f"| {by_name[LIMIT_RATIO].cell()} | {by_name[PLAIN_RATIO].cell()} |")
+    return "\n".join(lines)
+
+
+def format_runtime(report: RuntimeBenchReport) -> str:
+    """The echo service against the I/O limit and the baseline loops."""
+    lines = [f"runtime benchmark: echo scorer, {report.events:,} events, {report.partitions} partitions, "
+             f"load average {' → '.join(f'{x:.1f}' for x in report.load)}", "", *RUN_TABLE]
+    lines += [run_row(LABELS[name], report.runs.get(name, [])) for name in CONTESTANTS if name != "peer"]
+    shop = report.median("shopstream")
+    lines += ["", Ratio("shopstream / I/O limit", ratio(shop, report.median("io-limit")), GOALS["limit"]).line(),
+              Ratio(PLAIN_RATIO, ratio(shop, report.median("plain-batched")), None).line(),
+              Ratio("shopstream / naive-sync", ratio(shop, report.median("naive-sync")), GOALS["naive"]).line()]
+    lines += cpu_lines(report.runs)
+    for lat in report.latency:
+        lines.append(f"- latency at {lat.rate:,.0f} events/s ({lat.fraction:.0%} of saturation): "
+                     f"p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, p99 {lat.p99_ms:.0f} ms")
+    return "\n".join(lines)
+
+
 def format_model(model: ModelLimit) -> str:
     lines = [f"model limit {model.service}: {model.model} {model.version} {model.variant} on {model.provider}, "
-             f"{model.rows_per_event:g} rows per event",
-             "| batch | rows/s (median ± half-range) |", "|---|---|"]
-    lines += [f"| {p.batch} | {fmt_rate(p.median, p.spread)} |" for p in model.points]
-    lines.append(f"best: batch {model.best.batch}, {model.events_per_s:,.0f} events/s")
+             f"{model.threads_label}, {model.rows_per_event:g} rows per event",
+             "| batch | rows/s (median ± half-range) | events/s |", "|---|---|---|"]
+    lines += [f"| {p.batch:,} | {fmt_rate(p.median, p.spread)} | {p.median / model.rows_per_event:,.0f} |"
+              for p in model.points]
+    lines.append(f"best: batch {model.best.batch:,}, {model.events_per_s:,.0f} events/s; the sweep stopped at "
+                 f"batch {model.points[-1].batch:,}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""A service's own scorer run in this process, for the naive loop, the peer and the model limit.
+"""A service's own scorer run in this process, for the baseline loops, the peer and the model limit.
 
 :class:`ServiceHarness` decodes raw records with the runtime's decoder, scores them with the
 service's scorer and builds the same records (lineage headers included) the runtime would
@@ -23,6 +23,7 @@ from shared.runtime.delivery import OutRecord
 from shared.runtime.records import Pending, RecordBuilder
 from shared.runtime.scorer import LoadContext
 from shared.runtime.state import StateStore
+from tools.bench.record_set import RECORD_SET_EVENTS, RecordSet, RecordSetBuilder
 from tools.bench.wiring import MODELS_DIR
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,14 @@ class ServiceHarness:
         self.builder = RecordBuilder(self.decoder, s.output_topic, s.resolved_dlq_topic, s.resolved_changelog_topic)
 
     @property
+    def roles(self) -> dict[str, str]:
+        """Each topic this harness writes → its settings field (``output_topic``, ``dlq_topic``...)."""
+        s = self.settings
+        roles = {str(getattr(s, name)): name for name in type(s).model_fields
+                 if name.endswith("_topic") and name != "input_topic" and getattr(s, name)}
+        return {**roles, s.resolved_dlq_topic: "dlq_topic", s.resolved_changelog_topic: "changelog_topic"}
+
+    @property
     def model_name(self) -> str:
         return str(getattr(self.settings, "model_name", self.settings.service_name))
 
@@ -103,6 +112,12 @@ class ServiceHarness:
             records.extend(scored)
             letters.extend(rejected)
         return records + self.builder.dead_letters(letters)
+
+    def changelog(self) -> list[OutRecord]:
+        """The state changed since the last call, as the runtime's changelog records."""
+        if not isinstance(self.state, StateStore):
+            return []
+        return self.builder.changelog(self.state.drain_changes())
 
     def close(self) -> None:
         self.scorer.close()
@@ -141,25 +156,47 @@ class CapturedFeeds:
     rows_per_event: float
     """Model rows per input event: several candidates per event, or fewer rows than events
     when some events are answered without the model (cold-start users, dead letters)."""
+    record_set: RecordSet
+    """What the service wrote for (a sample of) the events: the I/O limit replays it."""
 
 
 def _rows(feeds: Feeds) -> int:
     return int(next(iter(feeds.values())).shape[0])
 
 
-def capture_feeds(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]], batch: int = 256) -> CapturedFeeds:
-    """Score ``pairs`` in batches of ``batch`` (state builds up as in the service) and keep the
-    tensors the service's own feature code built for its main model."""
+def _scored_batches(harness: ServiceHarness, records: Sequence[RawRecord], batch: int,
+                    builder: RecordSetBuilder) -> Iterator[None]:
+    """Score ``records`` in batches (state builds up as in the service); yields after each batch."""
+    for start in range(0, len(records), batch):
+        chunk = records[start:start + batch]
+        builder.add(chunk, [*harness.score(chunk), *harness.changelog()])
+        yield
+
+
+def capture_feeds(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]], batch: int = 256,
+                  keep_records: int = RECORD_SET_EVENTS) -> CapturedFeeds:
+    """Score ``pairs`` in batches of ``batch``: the tensors the service's own feature code built
+    for its main model, and the records it wrote for about ``keep_records`` of the events."""
     records = as_records(pairs)
+    builder = RecordSetBuilder(harness.roles, len(records), keep_records)
     scoring_calls: list[Feeds] = []
     with recording_model_calls() as calls:
-        for start in range(0, len(records), batch):
-            del calls[:]
-            harness.score(records[start:start + batch])
+        for _ in _scored_batches(harness, records, batch, builder):
             # The first main-model call of a batch scores it (fraud's second one explains flagged rows).
             scoring_calls += [feeds for name, feeds in calls if name == harness.model_name][:1]
+            del calls[:]
     if not scoring_calls:
         raise RuntimeError(f"scoring {len(pairs)} events never called model {harness.model_name!r}")
     rows = sum(_rows(f) for f in scoring_calls)
-    return CapturedFeeds(harness.model_name, max(scoring_calls, key=_rows), rows / max(len(records), 1))
+    return CapturedFeeds(harness.model_name, max(scoring_calls, key=_rows), rows / max(len(records), 1),
+                         builder.build())
 
+
+def capture_record_set(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]], batch: int = 256,
+                       keep: int = RECORD_SET_EVENTS) -> RecordSet:
+    """The records the service writes for ``pairs`` (for scorers without a model, such as echo)."""
+    records = as_records(pairs)
+    builder = RecordSetBuilder(harness.roles, len(records), keep)
+    for _ in _scored_batches(harness, records, batch, builder):
+        pass
+    return builder.build()

@@ -1,9 +1,11 @@
-"""One shop service against its limits, a naive loop and a peer, in one run on one broker.
+"""One shop service against its limits, a batched plain loop, naive-sync and a peer, in one run.
 
-Per service: the model limit (no broker), then one input topic pre-filled with simulated
-events of the service's stream, read ``repeats`` times by each contestant in turn (bare loop,
-shopstream, naive loop, Quix peer; interleaved so a change in machine load hits them alike),
-then latency at 25/50/80% of the shopstream saturation measured here.
+Per service: its events are scored once in process (the model's tensors and the records the
+service writes per event are captured), the model limit is swept at one thread and at all cores
+(no broker), then one input topic pre-filled with the events is read ``repeats`` times by each
+contestant in turn (I/O limit, batched plain loop, shopstream, naive-sync, Quix peer;
+interleaved so a change in machine load hits them alike), then latency at 25/50/80% of the
+shopstream saturation measured here.
 """
 
 from __future__ import annotations
@@ -16,38 +18,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.settings import KafkaSettings
-from tools.bench.contestants import RunResult, run_loop, run_peer, run_service
+from tools.bench.contestants import Baselines, RunResult, run_peer, run_service
 from tools.bench.latency import LatencyResult, run_latency
 from tools.bench.measure import median_spread
-from tools.bench.model_limit import ModelLimit, capture, measure_model_limit
-from tools.bench.wiring import SERVICE_STREAMS, new_topic, wire
+from tools.bench.model_limit import MIN_S, ModelLimit, capture, measure_model_limits
+from tools.bench.wiring import SERVICE_STREAMS, batch_size, new_topic, wire
 from tools.supervisor import produce
 
 logger = logging.getLogger(__name__)
 
-CONTESTANTS = ("bare", "shopstream", "naive", "peer")
+CONTESTANTS = ("io-limit", "plain-batched", "shopstream", "naive-sync", "peer")
+"""Run names, in the order they run and are reported."""
 
 
 @dataclass(frozen=True)
 class ServiceBenchConfig:
     events: int = 20_000
-    """Pre-filled events read by the bare loop and shopstream."""
+    """Pre-filled events read by the I/O limit, the batched plain loop and shopstream."""
     naive_events: int = 1_000
-    """The naive loop reads only this prefix of the events (it is ~100x slower)."""
+    """naive-sync reads only this prefix of the events (it is ~100x slower)."""
     peer_events: int = 20_000
     partitions: int = 4
     repeats: int = 3
     latency_seconds: float = 8.0
     peer_python: str | None = None
     """Interpreter with quixstreams installed; ``None`` skips the peer."""
-    model_min_s: float = 0.25
+    model_min_s: float = MIN_S
+    """Seconds each timing of a model-limit point lasts at least."""
 
 
 @dataclass
 class ServiceReport:
     service: str
     config: ServiceBenchConfig
-    model: ModelLimit | None = None
+    models: list[ModelLimit] = field(default_factory=list)
+    """The model limit at one thread and at all cores."""
     runs: dict[str, list[RunResult]] = field(default_factory=dict)
     latency: list[LatencyResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -57,6 +62,11 @@ class ServiceReport:
 
     def median(self, name: str) -> float:
         return median_spread([r.throughput for r in self.runs.get(name, [])])[0]
+
+    @property
+    def model_limit(self) -> float:
+        """The best model limit (events/s) over the thread settings; NaN if not measured."""
+        return max((m.events_per_s for m in self.models), default=float("nan"))
 
 
 def sim_records(service: str, count: int) -> list[tuple[bytes | None, bytes | None]]:
@@ -86,20 +96,28 @@ def _attempt(report: ServiceReport, name: str, run: Callable[[], RunResult]) -> 
 def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig, log_dir: Path) -> ServiceReport:
     report = ServiceReport(service, config, load=[os.getloadavg()[0]])
     records = sim_records(service, config.events)
-    # Rows per event over the very events the contestants read (state warms up as in the service).
-    captured = capture(service, pairs=[(k or b"", v or b"") for k, v in records])
-    report.model = measure_model_limit(service, repeats=config.repeats, min_s=config.model_min_s, captured=captured)
+    batch = batch_size(service)
+    # Rows per event and records per event over the very events the contestants read (state
+    # warms up as in the service, scored in the service's batch size).
+    captured = capture(service, pairs=[(k or b"", v or b"") for k, v in records], batch=batch)
+    report.models = measure_model_limits(service, repeats=config.repeats, min_s=config.model_min_s,
+                                         captured=captured)
+    baselines = Baselines(service, captured.record_set,
+                          captured.record_set.save(log_dir / f"{service}-record-set.json"), batch)
     source = new_topic(kafka, f"{service}-in", config.partitions)
     produce(kafka.bootstrap_servers, source, records)
     c, p = config, config.partitions
     log = log_dir / f"{service}.log"
+
+    def loop(kind: str, count: int) -> Callable[[], RunResult]:
+        return lambda: baselines.run(kind, kafka, wire(kafka, service, source, p, f"{service}-{kind}"), count, log)
+
     for _ in range(config.repeats):
-        _attempt(report, "bare", lambda: run_loop("bare", kafka, wire(kafka, service, source, p, "bare"), c.events,
-                                                  log))
+        _attempt(report, "io-limit", loop("io-limit", c.events))
+        _attempt(report, "plain-batched", loop("plain-batched", c.events))
         _attempt(report, "shopstream", lambda: run_service(
             service, kafka, wire(kafka, service, source, p, f"{service}-svc"), c.events, log))
-        _attempt(report, "naive", lambda: run_loop(
-            "naive", kafka, wire(kafka, service, source, p, f"{service}-naive"), c.naive_events, log, service))
+        _attempt(report, "naive-sync", loop("naive-sync", c.naive_events))
         if config.peer_python:
             _attempt(report, "peer", lambda: run_peer(
                 service, kafka, wire(kafka, service, source, p, f"{service}-peer"), c.peer_events,

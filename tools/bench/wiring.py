@@ -1,7 +1,7 @@
 """Benchmark topics, and the settings that point a service at them.
 
-Every contestant (bare loop, service, naive loop, peer) reads the same pre-filled input topic
-and writes to its own fresh output topics. The main output and the dead-letter topic are
+Every contestant (I/O limit, batched plain loop, service, naive-sync, peer) reads the same
+pre-filled input topic and writes to its own fresh output topics. The main output and the dead-letter topic are
 created with ``message.timestamp.type=LogAppendTime`` so throughput and latency come from the
 broker's clock. Every other ``*_topic`` setting of the service (forecasts, alerts, changelog)
 is renamed too, so a benchmark never writes to a real topic; config topics are switched off.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from shared.settings import KafkaSettings
 logger = logging.getLogger(__name__)
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+COMPACT = {"cleanup.policy": "compact"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
 
@@ -67,6 +68,8 @@ class Wiring:
     source: str
     sink: str
     topics: dict[str, str]
+    partitions: int = 1
+    """Of the input topic, and of every output topic created for it."""
 
     @property
     def dlq(self) -> str:
@@ -87,7 +90,26 @@ def wire(kafka: KafkaSettings, service: str, source: str, partitions: int, tag: 
     sink = new_topic(kafka, tag, partitions, APPEND_TIME)
     topics = bench_topics(service, source, sink)
     ensure_topics(kafka, {topics["dlq_topic"]: (partitions, APPEND_TIME)})
-    return Wiring(source, sink, topics)
+    return Wiring(source, sink, topics, partitions)
+
+
+def ensure_outputs(kafka: KafkaSettings, wiring: Wiring, roles: Iterable[str]) -> None:
+    """Create a loop's other output topics (``forecast_topic``, ``changelog_topic``...) as the
+    service creates its own at start: the input's partition count, the changelog compacted."""
+    specs = {wiring.topics[role]: (wiring.partitions, dict(COMPACT) if role == "changelog_topic" else {})
+             for role in roles if role not in ("input_topic", "output_topic", "dlq_topic") and wiring.topics.get(role)}
+    if specs:
+        ensure_topics(kafka, specs)
+
+
+def batch_size(service: str, extra_env: Mapping[str, str] | None = None) -> int:
+    """The service's max batch size as the benchmark runs it (its settings, env and ``extra_env``)."""
+    override = (extra_env or {}).get("RUNTIME__MAX_BATCH_SIZE")
+    if override:
+        return int(override)
+    from services.registry import load_service
+
+    return load_service(service).settings_class(models_dir=MODELS_DIR).runtime.max_batch_size
 
 
 def service_env(kafka: KafkaSettings, wiring: Wiring, extra: Mapping[str, str] | None = None) -> dict[str, str]:
