@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -18,46 +18,33 @@ from services.ad_ctr.settings import AdCtrSettings
 from shared.models.manifest import ModelManifest
 from shared.models.repository import ModelRepository
 from shared.models.session import OnnxModel
-from shared.models.slot import ModelSlot
 from shared.runtime.metrics import BusinessMetrics, observe_many
-from shared.runtime.scorer import (
-    Event,
-    LoadContext,
-    ModelInfo,
-    Output,
-    Rejected,
-    Scored,
-    Scorer,
-    ScoreResult,
-    outputs_of,
-)
+from shared.runtime.model_scorer import ModelScorer
+from shared.runtime.scorer import Event, Output, Rejected, Scored, ScoreResult, outputs_of
 from shared.schemas.ads import AdRequest, CandidateScore, CtrScores
 
 logger = logging.getLogger(__name__)
 
 
-class AdCtrScorer(Scorer[AdRequest]):
+class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
     """Calibrated pCTR per candidate and the bid x pCTR ranking, per ad request."""
 
     input_schema: ClassVar[type[BaseModel]] = AdRequest
     output_schema: ClassVar[type[BaseModel]] = CtrScores
+    model_inputs = CTR_INPUTS
+    model_outputs = CTR_OUTPUTS
 
     def __init__(self, settings: AdCtrSettings) -> None:
-        self.settings = settings
+        super().__init__(settings, settings.model_name)
         self.cache = EmbeddingCache(settings.embedding_cache_size)
-        self._slot: ModelSlot | None = None
         self._text: dict[str, tuple[CtrModelMeta, OnnxModel]] = {}
         """CTR version -> its manifest meta and pinned text encoder (loaded beside it)."""
         self._serving_version: str | None = None
 
-    def load(self, context: LoadContext) -> None:
-        self._slot = ModelSlot.from_settings(
-            self.settings, self.settings.model_name, expected_inputs=CTR_INPUTS, expected_outputs=CTR_OUTPUTS,
-            validate=self._prepare_text, warm_up_dims={"fields": 1, "text_dim": 1},
-        )
-        self._slot.load()
+    def warm_up_dims(self) -> Mapping[str, int]:
+        return {"fields": 1, "text_dim": 1}
 
-    def _prepare_text(self, manifest: ModelManifest) -> None:
+    def check_manifest(self, manifest: ModelManifest) -> None:
         # Runs while a CTR version is being prepared (also in the slot's loader thread), so the
         # encoder it needs is ready before the version can serve; a missing one refuses it.
         meta = CtrModelMeta.of(manifest)
@@ -65,20 +52,8 @@ class AdCtrScorer(Scorer[AdRequest]):
                                     self.settings.execution_providers, self.settings.intra_op_threads)
         self._text[manifest.version] = (meta, encoder)
 
-    @property
-    def model_info(self) -> ModelInfo:
-        return self._slot.model_info if self._slot is not None else super().model_info
-
     def key_of(self, event: AdRequest) -> str | None:
         return event.request_id
-
-    def between_batches(self) -> None:
-        if self._slot is not None:
-            self._slot.maybe_swap()
-
-    def close(self) -> None:
-        if self._slot is not None:
-            self._slot.close()
 
     def check(self, request: AdRequest) -> Rejected | None:
         """Business limits beyond the schema (which already refuses empty lists and bad bids)."""
@@ -99,9 +74,7 @@ class AdCtrScorer(Scorer[AdRequest]):
         observe_many(metrics.score.labels(service), pctrs)
 
     def score(self, batch: Sequence[Event[AdRequest]]) -> Sequence[ScoreResult]:
-        if self._slot is None:
-            raise RuntimeError("load() was not called")
-        loaded = self._slot.current
+        loaded = self.slot.current
         meta, encoder = self._text[loaded.manifest.version]
         if loaded.manifest.version != self._serving_version:
             self.cache.clear()  # embeddings of the previous text encoder do not fit the new graph

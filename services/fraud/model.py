@@ -1,4 +1,4 @@
-"""The exported fraud model behind a hot-swappable slot, and its reason codes.
+"""The exported fraud model: its ONNX contract, its feature-spec check, and its reason codes.
 
 Reason codes are occlusion deltas: for each feature group of
 :data:`services.fraud.features.REASON_GROUPS`, the group is reset to a typical legitimate
@@ -16,8 +16,7 @@ import numpy as np
 from services.fraud.features import CATEGORICAL_FEATURES, FEATURE_VERSION, NUMERIC_FEATURES, REASON_GROUPS
 from shared.errors import ModelSpecMismatch
 from shared.models.manifest import ModelManifest, TensorSpec
-from shared.models.slot import LoadedModel, ModelSlot
-from shared.settings import ServiceSettings
+from shared.models.slot import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +37,6 @@ def check_feature_spec(manifest: ModelManifest) -> None:
         raise ModelSpecMismatch(f"{manifest.name} {manifest.version}: feature spec differs from the scorer's")
     if "reason_baseline" not in manifest.preprocessing:
         raise ModelSpecMismatch(f"{manifest.name} {manifest.version}: manifest has no reason_baseline")
-
-
-def make_slot(settings: ServiceSettings, name: str) -> ModelSlot:
-    return ModelSlot.from_settings(
-        settings, name, expected_inputs=INPUTS, expected_outputs=OUTPUTS, validate=check_feature_spec
-    )
 
 
 def _group_columns() -> list[tuple[str, list[int], list[int]]]:

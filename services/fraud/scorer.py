@@ -23,36 +23,37 @@ from pydantic import BaseModel
 
 from services.fraud.decisions import decide, fallback, outputs_for
 from services.fraud.features import Txn, featurize_and_update, from_transaction
-from services.fraud.model import make_slot, probabilities, reasons
+from services.fraud.model import INPUTS, OUTPUTS, check_feature_spec, probabilities, reasons
 from services.fraud.settings import FraudSettings
 from services.fraud.velocity import VelocityState
 from shared.errors import ScoringError
+from shared.models.manifest import ModelManifest
 from shared.models.slot import ModelSlot
 from shared.runtime.metrics import BusinessMetrics, observe_many
-from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scored, Scorer, ScoreResult, outputs_of
+from shared.runtime.model_scorer import ModelScorer
+from shared.runtime.scorer import Event, LoadContext, Rejected, Scored, ScoreResult, outputs_of
 from shared.runtime.state import StateStore
 from shared.schemas.payments import FraudScore, Transaction
 
 logger = logging.getLogger(__name__)
 
 
-class FraudScorer(Scorer[Transaction]):
+class FraudScorer(ModelScorer[Transaction, FraudSettings]):
     input_schema: ClassVar[type[BaseModel]] = Transaction
     output_schema: ClassVar[type[BaseModel]] = FraudScore
     stateful: ClassVar[bool] = True
+    model_inputs = INPUTS
+    model_outputs = OUTPUTS
 
     def __init__(self, settings: FraudSettings, slot: ModelSlot | None = None) -> None:
-        self.settings = settings
-        self._slot = slot or make_slot(settings, settings.model_name)
+        super().__init__(settings, settings.model_name, slot)
         self._state: StateStore | None = None
 
-    def load(self, context: LoadContext) -> None:
+    def on_load(self, context: LoadContext) -> None:
         self._state = context.state if context.state is not None else StateStore()
-        self._slot.load()
 
-    @property
-    def model_info(self) -> ModelInfo:
-        return self._slot.model_info if self._slot.loaded else super().model_info
+    def check_manifest(self, manifest: ModelManifest) -> None:
+        check_feature_spec(manifest)
 
     def extra_output_topics(self) -> Sequence[str]:
         return (self.settings.alerts_topic,)
@@ -108,7 +109,7 @@ class FraudScorer(Scorer[Transaction]):
         s = self.settings
         if not rows:
             return []
-        loaded = self._slot.current
+        loaded = self.slot.current
         try:
             prob = probabilities(loaded, num, cat)
             if not np.all(np.isfinite(prob)):
@@ -129,9 +130,3 @@ class FraudScorer(Scorer[Transaction]):
             outputs_for(batch[i].value, float(prob[k]), decisions[k], why[k], version, s)
             for k, i in enumerate(rows)
         ]
-
-    def between_batches(self) -> None:
-        self._slot.maybe_swap()
-
-    def close(self) -> None:
-        self._slot.close()

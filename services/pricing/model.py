@@ -1,4 +1,4 @@
-"""The exported demand model behind a hot-swappable :class:`shared.models.slot.ModelSlot`."""
+"""The exported demand model: its ONNX contract, its feature-spec check, and the optimiser's view of it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import numpy.typing as npt
 from services.pricing.features import FEATURE_NAMES, N_FEATURES
 from shared.errors import ModelSpecMismatch
 from shared.models.manifest import ModelManifest, TensorSpec
-from shared.models.slot import LoadedModel, ModelSlot
-from shared.settings import ServiceSettings
+from shared.models.slot import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +29,6 @@ def check_feature_spec(manifest: ModelManifest) -> None:
     features = tuple(manifest.feature_spec.get("features", ()))
     if features != FEATURE_NAMES:
         raise ModelSpecMismatch(f"{manifest.name} {manifest.version}: feature spec {features} != {FEATURE_NAMES}")
-
-
-def make_slot(settings: ServiceSettings, name: str, candidates: int) -> ModelSlot:
-    return ModelSlot.from_settings(
-        settings, name, expected_inputs=INPUTS, expected_outputs=OUTPUTS, validate=check_feature_spec,
-        warm_up_dims={"candidates": candidates},
-    )
 
 
 class LoadedDemandModel:

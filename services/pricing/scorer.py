@@ -1,7 +1,8 @@
 """The pricing scorer: guardrails per request, one batched demand-model call, decisions out.
 
 Per micro-batch: read each SKU's last price from the state store (for the per-day limit),
-apply the operator controls from the config topic (kill switch, overrides), build the
+apply the operator controls from the config topic (kill switch, overrides; the runtime reads the
+topic and hands it over as ``LoadContext.config``), build the
 guardrail interval, then optimise every request in ONE ONNX call. Outputs a
 :class:`PricingDecision` on the main topic and a :class:`PriceForecast` on the forecast topic.
 """
@@ -10,21 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from services.pricing.decisions import build_outputs, context_of
 from services.pricing.guardrails import Infeasible, PriceInputs, PriceLimits, hard_bounds, price_limits
-from services.pricing.model import LoadedDemandModel, make_slot
+from services.pricing.model import INPUTS, OUTPUTS, LoadedDemandModel, check_feature_spec
 from services.pricing.optimizer import PricingProblem, optimise
 from services.pricing.overrides import Controls, controls_for, parse_global
 from services.pricing.settings import PricingSettings
-from shared.kafka.config_topic import CompactedTopicReader, start_reader
+from shared.models.manifest import ModelManifest
 from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics, observe_many
-from shared.runtime.scorer import Event, LoadContext, ModelInfo, Rejected, Scorer, ScoreResult, outputs_of
+from shared.runtime.model_scorer import ModelScorer
+from shared.runtime.scorer import Event, LoadContext, Rejected, ScoreResult, outputs_of
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingDecision, PricingRequest
 
@@ -47,28 +49,27 @@ def _pinned(price: float, name: str) -> PriceLimits:
     return PriceLimits(price, price, (name,), (name,))
 
 
-class PricingScorer(Scorer[PricingRequest]):
+class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
     input_schema: ClassVar[type[BaseModel]] = PricingRequest
     output_schema: ClassVar[type[BaseModel]] = PricingDecision
     stateful: ClassVar[bool] = True
+    model_inputs = INPUTS
+    model_outputs = OUTPUTS
 
-    def __init__(self, settings: PricingSettings, config: ConfigSource | None = None) -> None:
-        self.settings = settings
-        self._config = config
-        self._reader: CompactedTopicReader | None = None
+    def __init__(self, settings: PricingSettings) -> None:
+        super().__init__(settings, settings.model_name)
+        self._config: ConfigSource = StaticConfig()
         self._state: StateStore | None = None
-        self._slot = make_slot(settings, settings.model_name, settings.grid_points + 1)
 
-    def load(self, context: LoadContext) -> None:
+    def on_load(self, context: LoadContext) -> None:
         self._state = context.state
-        self._slot.load()
-        if self._config is None:
-            self._reader = start_reader(self.settings)
-            self._config = self._reader or StaticConfig()
+        self._config = context.config
 
-    @property
-    def model_info(self) -> ModelInfo:
-        return self._slot.model_info if self._slot.loaded else super().model_info
+    def check_manifest(self, manifest: ModelManifest) -> None:
+        check_feature_spec(manifest)
+
+    def warm_up_dims(self) -> Mapping[str, int]:
+        return {"candidates": self.settings.grid_points + 1}
 
     def extra_output_topics(self) -> Sequence[str]:
         return (self.settings.forecast_topic,)
@@ -83,18 +84,18 @@ class PricingScorer(Scorer[PricingRequest]):
         observe_many(metrics.price_change.labels(service), changes)
 
     def score(self, batch: Sequence[Event[PricingRequest]]) -> Sequence[ScoreResult]:
-        assert self._config is not None, "load() first"
-        loaded = self._slot.current  # one version for the whole batch, even across a swap
+        loaded = self.slot.current  # one version for the whole batch, even across a swap
         version = loaded.manifest.version
         results: list[ScoreResult | None] = [None] * len(batch)
         problems: list[tuple[int, PricingProblem, Controls, str]] = []
         glob = parse_global(self._config)  # one read of the kill switch per batch
         for i, event in enumerate(batch):
             controls = controls_for(event.value.sku, self._config, self.settings.guardrails, glob)
-            state = self._state.get(event.partition, event.value.sku) if self._state else None
+            state = self._state.get(event.partition, event.value.sku) if self._state is not None else None
             anchor, day = _day_anchor(event.value, state)
             previous = float(state["seen_price"]) if state and "seen_price" in state else None
-            # Written before optimising so a second request for the SKU in this batch sees it.
+            # Written before optimising so a second request for the SKU in this batch sees it; the
+            # runtime stages the batch's writes, so a retry after a model failure starts from the old state.
             seen = {"day": day, "anchor": anchor, "seen_price": event.value.current_price}
             self._remember(event, {**(state or {}), **seen})
             try:
@@ -106,7 +107,7 @@ class PricingScorer(Scorer[PricingRequest]):
         for (i, problem, controls, _), choice in zip(problems, choices, strict=True):
             event = batch[i]
             results[i] = build_outputs(event.value, problem, controls, choice, version, self.settings)
-            state = self._state.get(event.partition, event.value.sku) if self._state else None
+            state = self._state.get(event.partition, event.value.sku) if self._state is not None else None
             self._remember(event, {**(state or {}), "last_price": choice.price, "ts_ms": event.value.ts_ms})
         return [r for r in results if r is not None]
 
@@ -127,14 +128,6 @@ class PricingScorer(Scorer[PricingRequest]):
             limits = _pinned(_within_hard(controls.fixed_price, inputs, controls), "override")
         ending = controls.guardrails.price_ending if controls.kill_switch is None else None
         return PricingProblem(context_of(req, previous), inputs, limits, ending)
-
-    def between_batches(self) -> None:
-        self._slot.maybe_swap()
-
-    def close(self) -> None:
-        self._slot.close()
-        if self._reader is not None:
-            self._reader.close()
 
 
 def _within_hard(price: float, inputs: PriceInputs, controls: Controls) -> float:

@@ -1,4 +1,4 @@
-"""The exported sequence model: its ONNX contract, the slot that serves it, and batched scoring.
+"""The exported sequence model: its ONNX contract, its manifest check, and batched scoring.
 
 Training-time evaluation uses :class:`OnnxRanker` too, so the metrics in the docs are the
 served graph's metrics through the served preprocessing.
@@ -15,8 +15,6 @@ import numpy as np
 from services.recommendation.features import pad_left
 from shared.errors import ModelSpecMismatch
 from shared.models.manifest import ModelManifest, TensorSpec
-from shared.models.slot import ModelSlot
-from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +34,6 @@ def check_manifest(manifest: ModelManifest) -> None:
     missing = [k for k in REQUIRED_PREPROCESSING if k not in manifest.preprocessing]
     if missing:
         raise ModelSpecMismatch(f"{manifest.name} {manifest.version}: preprocessing lacks {missing}")
-
-
-def make_slot(settings: ServiceSettings, name: str) -> ModelSlot:
-    return ModelSlot.from_settings(
-        settings, name, expected_inputs=INPUTS, expected_outputs=OUTPUTS, validate=check_manifest,
-        warm_up_dims={"seq": 8},
-    )
 
 
 class OnnxRanker:

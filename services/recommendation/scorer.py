@@ -6,6 +6,10 @@ graph call, purchased items (outside repeat-purchase categories) and business-fi
 are masked out, and the top K are taken with ``argpartition``. Users with too little history
 get the most popular allowed items of the session's category instead (``cold_start=true``).
 
+History writes are staged by the runtime and applied only when ``score`` returns, so a batch
+retried after a model failure is appended once. Business filters come from the config topic's
+``filters`` key (read by the runtime, handed over as ``LoadContext.config``), else from settings.
+
 An item id outside the model's catalogue is rejected to the DLQ as ``unknown_item`` (or, with
 ``unknown_item=ignore``, kept in the history and skipped by the model).
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,23 +27,15 @@ from pydantic import BaseModel
 
 from services.recommendation.catalog import BusinessFilters, ItemCatalog
 from services.recommendation.features import append_event, empty_history, record_purchase, sequence_of
-from services.recommendation.ranker import OnnxRanker, make_slot, top_k
+from services.recommendation.ranker import INPUTS, OUTPUTS, OnnxRanker, top_k
+from services.recommendation.ranker import check_manifest as check_preprocessing
 from services.recommendation.settings import RecommendationSettings
-from shared.kafka.config_topic import CompactedTopicReader, start_reader
+from shared.models.manifest import ModelManifest
 from shared.models.slot import LoadedModel
 from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics
-from shared.runtime.scorer import (
-    Event,
-    LoadContext,
-    ModelInfo,
-    Output,
-    Rejected,
-    Scored,
-    Scorer,
-    ScoreResult,
-    outputs_of,
-)
+from shared.runtime.model_scorer import ModelScorer
+from shared.runtime.scorer import Event, LoadContext, Output, Rejected, Scored, ScoreResult, outputs_of
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import ClickEvent, RecoScores, ScoredItem, SourceRef
 
@@ -61,47 +57,38 @@ class _Plan:
     cold: bool
 
 
-class RecommendationScorer(Scorer[ClickEvent]):
+class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
     input_schema: ClassVar[type[BaseModel]] = ClickEvent
     output_schema: ClassVar[type[BaseModel]] = RecoScores
     stateful: ClassVar[bool] = True
+    model_inputs = INPUTS
+    model_outputs = OUTPUTS
 
-    def __init__(self, settings: RecommendationSettings, config: ConfigSource | None = None) -> None:
-        self.settings = settings
-        self._slot = make_slot(settings, settings.model_name)
+    def __init__(self, settings: RecommendationSettings) -> None:
+        super().__init__(settings, settings.model_name)
         self._state = StateStore()
-        self._config = config
-        self._reader: CompactedTopicReader | None = None
+        self._config: ConfigSource = StaticConfig()
         self._fallback = BusinessFilters(frozenset(settings.out_of_stock), frozenset(settings.blocked_categories))
         self._catalog: tuple[str, ItemCatalog] | None = None
         self._recent_lists: deque[tuple[int, ...]] = deque(maxlen=COVERAGE_WINDOW)
 
-    def load(self, context: LoadContext) -> None:
+    def on_load(self, context: LoadContext) -> None:
         if context.state is not None:
             self._state = context.state
-        self._slot.load()
-        if self._config is None:
-            self._reader = start_reader(self.settings)
-            self._config = self._reader or StaticConfig()
+        self._config = context.config
 
-    @property
-    def model_info(self) -> ModelInfo:
-        return self._slot.model_info if self._slot.loaded else super().model_info
+    def check_manifest(self, manifest: ModelManifest) -> None:
+        check_preprocessing(manifest)
+
+    def warm_up_dims(self) -> Mapping[str, int]:
+        return {"seq": 8}
 
     def key_of(self, event: ClickEvent) -> str | None:
         return event.user_id
 
-    def between_batches(self) -> None:
-        self._slot.maybe_swap()
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-        self._slot.close()
-
     def filters(self) -> BusinessFilters:
         """The business filters in force: the config topic's ``filters`` key, else settings."""
-        value = self._config.get(FILTERS_KEY) if self._config is not None else None
+        value = self._config.get(FILTERS_KEY)
         return BusinessFilters.from_json(value, self._fallback)
 
     def record_business_metrics(
@@ -115,7 +102,7 @@ class RecommendationScorer(Scorer[ClickEvent]):
             metrics.coverage.labels(service).set(distinct / max(self._catalog[1].num_items, 1))
 
     def score(self, batch: Sequence[Event[ClickEvent]]) -> Sequence[ScoreResult]:
-        loaded = self._slot.current
+        loaded = self.slot.current
         catalog = self._catalog_of(loaded)
         plans = self._plan(batch, catalog, loaded.manifest.version)
         allowed = catalog.allowed(self.filters())

@@ -44,5 +44,3 @@ class RecommendationSettings(ServiceSettings):
     from the known history without adding it (``ignore``)."""
     config_topic: str | None = None
     """Compacted topic with business filters under the key ``filters``, e.g. ``reco.config``."""
-    config_wait_s: float = Field(5.0, ge=0.0)
-    """How long ``load()`` waits to read the config topic to its end before serving anyway."""

@@ -92,7 +92,9 @@ class ModelSlot:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Nothing is loaded until :meth:`load`. ``validate`` may raise ``ModelSpecMismatch``
-        for manifests the scorer cannot use (e.g. a feature spec it does not know)."""
+        for manifests the scorer cannot use (e.g. a feature spec it does not know). ``metrics``
+        (the runtime's, handed to scorers as ``LoadContext.model_metrics``) gets the serving
+        version's info gauge and the refused versions' count; without it nothing is reported."""
         self.repository = repository
         self.name = name
         self.pinned_version = pinned_version
@@ -103,7 +105,7 @@ class ModelSlot:
         self._warm_up = (tuple(warm_up_batches), dict(warm_up_dims or {}))
         self.poll_interval_s = poll_interval_s
         self.background = background
-        self._explicit_metrics = metrics
+        self._metrics = metrics
         self._on_failure = on_failure
         self._clock = clock
         self._current: LoadedModel | None = None
@@ -123,10 +125,6 @@ class ModelSlot:
         if settings.model_variant != "fp32":
             kwargs.setdefault("variant", settings.model_variant)
         return cls(ModelRepository(settings.models_dir), name, **kwargs)
-
-    @property
-    def _metrics(self) -> SlotMetrics | None:
-        return self._explicit_metrics or _process_metrics
 
     @property
     def current(self) -> LoadedModel:
@@ -281,19 +279,6 @@ class ModelSlot:
                     self.name, loaded.manifest.version, old.manifest.version if old else "nothing",
                     loaded.model.provider)
         return True
-
-
-_process_metrics: SlotMetrics | None = None
-
-
-def use_process_metrics(metrics: SlotMetrics | None) -> None:
-    """Make every slot of this process report to ``metrics`` unless given its own.
-
-    One service runs per process, and the runtime calls this before the scorer loads, so scorers
-    need no metrics plumbing for refused versions and the model info gauge to be reported.
-    """
-    global _process_metrics
-    _process_metrics = metrics
 
 
 def _info_labels(info: ModelInfo) -> tuple[str, str, str, str]:

@@ -19,7 +19,8 @@ from shared.models.slot import ModelSlot
 from shared.runtime.echo import EchoEvent, EchoScore
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Scored, Scorer, ScoreResult
 from shared.schemas import headers as h
-from tests.integration.test_runtime_behaviour import echo_settings, good
+from tests.support.echo import echo_settings, good
+from tests.support.factories import GroupIdFactory, TopicFactory
 from tests.support.models import LINEAR_INPUTS, LINEAR_OUTPUTS, publish_linear
 from tools.supervisor import collect, http_get, produce, service_in_thread, wait_until
 
@@ -33,10 +34,12 @@ class LinearScorer(Scorer[EchoEvent]):
     output_schema: ClassVar[type[BaseModel]] = EchoScore
 
     def __init__(self, models: Path) -> None:
-        self.slot = ModelSlot(ModelRepository(models), "linear", poll_interval_s=0.3, warm_up_batches=(1, 8),
-                              expected_inputs=LINEAR_INPUTS, expected_outputs=LINEAR_OUTPUTS)
+        self.models = models
 
     def load(self, context: LoadContext) -> None:
+        self.slot = ModelSlot(ModelRepository(self.models), "linear", poll_interval_s=0.3, warm_up_batches=(1, 8),
+                              expected_inputs=LINEAR_INPUTS, expected_outputs=LINEAR_OUTPUTS,
+                              metrics=context.model_metrics)  # fmt: skip
         self.slot.load()
 
     @property
@@ -56,14 +59,15 @@ class LinearScorer(Scorer[EchoEvent]):
 
 
 def test_hot_swap_under_load_loses_nothing_and_refuses_a_corrupted_version(
-    kafka_bootstrap: str, topic_factory, group_id_factory, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory, tmp_path: Path
 ) -> None:
     repository = ModelRepository(tmp_path / "models")
     publish_linear(repository, seed=1)
     topic = topic_factory(partitions=3)
     total = 12_000
     settings = echo_settings(kafka_bootstrap, topic, group_id_factory())
-    with service_in_thread(settings, LinearScorer(tmp_path / "models")) as app:
+    scorer = LinearScorer(tmp_path / "models")
+    with service_in_thread(settings, scorer) as app:
         assert wait_until(lambda: app.health.joined, 30)
 
         def stream() -> None:
@@ -75,13 +79,13 @@ def test_hot_swap_under_load_loses_nothing_and_refuses_a_corrupted_version(
         producer.start()
         time.sleep(1.5)
         publish_linear(repository, seed=2)  # v0002 while events flow
-        assert wait_until(lambda: app.scorer.model_info.version == "v0002", 30)
+        assert wait_until(lambda: scorer.model_info.version == "v0002", 30)
         corrupted = publish_linear(repository, seed=3)  # v0003, then damaged on disk
         model_file = repository.path("linear", corrupted.version) / "model.onnx"
         model_file.write_bytes(model_file.read_bytes()[:-8] + b"tampered")
         producer.join()
         out = collect(kafka_bootstrap, [f"{topic}.out"], lambda rs: len(rs) >= total, timeout_s=90)
-        assert wait_until(lambda: "v0003" in app.scorer.slot.refused, 10)
+        assert wait_until(lambda: "v0003" in scorer.slot.refused, 10)
         metrics = http_get(app.metrics_port, "/metrics")[1]
     sources = Counter((r.headers[h.SOURCE_PARTITION], r.headers[h.SOURCE_OFFSET]) for r in out)
     assert len(sources) == total, "every event is scored"
@@ -92,4 +96,4 @@ def test_hot_swap_under_load_loses_nothing_and_refuses_a_corrupted_version(
         seen = [r.headers[h.MODEL_VERSION] for r in sorted(out, key=lambda r: r.offset) if r.partition == partition]
         assert seen == sorted(seen), "a partition never goes back to the old version"
     assert re.search(r'shopstream_model_load_failures_total\{reason="checksum",service="echo"\} 1\.0', metrics)
-    assert app.scorer.model_info.version == "v0002", "the old version keeps serving after a refusal"
+    assert scorer.model_info.version == "v0002", "the old version keeps serving after a refusal"

@@ -21,7 +21,6 @@ import pytest
 from services.recommendation.scorer import RecommendationScorer
 from services.recommendation.settings import RecommendationSettings
 from shared.models.repository import ModelRepository
-from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext, Scored
 from shared.runtime.state import StateStore
 from shared.schemas import headers as h
@@ -29,7 +28,7 @@ from shared.schemas.clickstream import ClickEvent, RecoScores
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from sim.clickstream import ClickstreamSim
 from sim.registry import world_for
-from tests.conftest import GroupIdFactory, TopicFactory
+from tests.support.factories import GroupIdFactory, TopicFactory
 from tools.supervisor import ServiceProcess, collect, produce, service_in_thread
 
 pytestmark = pytest.mark.integration
@@ -101,7 +100,7 @@ def test_replayed_beauty_sequences_get_k_items_never_purchased_and_bad_events_ar
     produce(kafka_bootstrap, topic, records(events) + bad)
     settings = reco_settings(kafka_bootstrap, topic, group_id_factory(), beauty_models)
     assert max(len(u) - 1 for u in users) <= settings.purchased_len  # every purchase stays remembered
-    with service_in_thread(settings, RecommendationScorer(settings, StaticConfig())):
+    with service_in_thread(settings, RecommendationScorer(settings)):
         out = collect(kafka_bootstrap, [f"{topic}.reco", f"{topic}.dlq"],
                       lambda rs: len(rs) >= len(events) + len(bad), timeout_s=180)
     recos = [RecoScores.model_validate_json(r.value or b"") for r in out if r.topic == f"{topic}.reco"]
@@ -121,7 +120,7 @@ def test_replayed_beauty_sequences_get_k_items_never_purchased_and_bad_events_ar
 def in_memory_recommendation(events: list[dict[str, object]]) -> RecoScores:
     """What an uninterrupted scorer answers to the last event."""
     settings = RecommendationSettings(models_dir=MODELS, execution_providers=["cpu"])
-    scorer = RecommendationScorer(settings, StaticConfig())
+    scorer = RecommendationScorer(settings)
     scorer.load(LoadContext(settings=settings, state=StateStore()))
     clicks = [ClickEvent.model_validate(e) for e in events]
     results = scorer.score([Event(c, c.user_id, "t", 0, i, c.ts_ms) for i, c in enumerate(clicks)])

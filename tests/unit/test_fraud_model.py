@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from services.fraud.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES, from_transaction, replay
-from services.fraud.model import GROUPS, INPUTS, OUTPUTS, make_slot, probabilities, reasons
+from services.fraud.model import GROUPS, INPUTS, OUTPUTS, probabilities, reasons
 from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
 from shared.models.repository import ModelRepository
@@ -48,8 +48,9 @@ def test_default_model_declines_card_testing_and_explains_it() -> None:
 
 
 def test_reasons_point_at_the_feature_that_was_pushed(sim_like: list[Transaction]) -> None:
-    slot = make_slot(FraudSettings(models_dir=MODELS, execution_providers=["cpu"]), "fraud")
-    loaded = slot.load()
+    scorer = FraudScorer(FraudSettings(models_dir=MODELS, execution_providers=["cpu"]))
+    scorer.load(LoadContext(settings=scorer.settings))
+    loaded = scorer.slot.current
     numeric, categorical = replay([from_transaction(t) for t in sim_like])
     p = probabilities(loaded, numeric, categorical)
     assert p.shape == (len(sim_like),) and np.all((p >= 0) & (p <= 1))

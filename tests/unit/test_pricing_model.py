@@ -35,7 +35,6 @@ def test_tiny_recipe_exports_with_parity_and_the_scorer_serves_it(tmp_path):
     from services.pricing.scorer import PricingScorer
     from services.pricing.settings import PricingSettings
     from shared.models.repository import ModelRepository
-    from shared.runtime.config import StaticConfig
     from shared.runtime.scorer import Event, LoadContext, Scored
     from shared.runtime.state import StateStore
     from shared.schemas.pricing import PricingRequest
@@ -48,7 +47,7 @@ def test_tiny_recipe_exports_with_parity_and_the_scorer_serves_it(tmp_path):
     assert manifest.feature_spec["features"][0] == "log1p_recent_units"
 
     settings = PricingSettings(models_dir=tmp_path, config_topic=None, execution_providers=["cpu"])
-    scorer = PricingScorer(settings, StaticConfig())
+    scorer = PricingScorer(settings)
     scorer.load(LoadContext(settings=settings, state=StateStore()))
     requests = [PricingRequest.model_validate(e) for e, _ in PricingSim(World.build()).iter_dicts(5)]
     results = scorer.score([Event(r, r.sku, "t", 0, i, r.ts_ms) for i, r in enumerate(requests)])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from services.pricing import SETTINGS_CLASS, create_scorer
@@ -35,9 +37,9 @@ def _events(requests: list[PricingRequest]) -> list[Event[PricingRequest]]:
 
 def _scorer(config: StaticConfig | None = None, **settings: object) -> tuple[PricingScorer, StateStore]:
     s = PricingSettings(models_dir=MODELS, config_topic=None, **settings)  # type: ignore[arg-type]
-    scorer = PricingScorer(s, config or StaticConfig())
+    scorer = PricingScorer(s)
     state = StateStore()
-    scorer.load(LoadContext(settings=s, state=state))
+    scorer.load(LoadContext(settings=s, state=state, config=config or StaticConfig()))
     return scorer, state
 
 
@@ -73,10 +75,15 @@ def test_sim_requests_get_guardrail_respecting_decisions_and_forecasts():
 
 def test_one_onnx_call_per_micro_batch(monkeypatch):
     scorer, _ = _scorer()
-    model = scorer._slot.current.model
-    calls = []
+    model = scorer.slot.current.model
+    calls: list[tuple[int, ...]] = []
     original = model.run
-    monkeypatch.setattr(model, "run", lambda feeds: calls.append(feeds["log_price_ratio"].shape) or original(feeds))
+
+    def counting(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append(feeds["log_price_ratio"].shape)
+        return original(feeds)
+
+    monkeypatch.setattr(model, "run", counting)
     scorer.score(_events([_request(sku=f"s{i}") for i in range(64)]))
     assert calls == [(64, scorer.settings.grid_points + 1)]
 
@@ -102,7 +109,7 @@ def test_daily_change_limit_uses_the_first_price_of_the_day_from_state():
     later = _request(current_price=10.9, ts_ms=1_700_000_000_000 + 3_600_000)
     d = _decision(scorer.score(_events([later]))[0])
     assert 9.0 - 1e-9 <= d.recommended_price <= 11.0 + 1e-9
-    assert state.get(0, "sku-1")["anchor"] == 10.0
+    assert (state.get(0, "sku-1") or {}).get("anchor") == 10.0
 
 
 def test_unpriceable_request_is_rejected_with_reason():

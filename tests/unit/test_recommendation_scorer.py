@@ -32,8 +32,9 @@ def _events(clicks: list[ClickEvent]) -> list[Event[ClickEvent]]:
 def _scorer(state: StateStore | None = None, config: StaticConfig | None = None,
             **settings: object) -> RecommendationScorer:
     s = RecommendationSettings(models_dir=MODELS, **settings)  # type: ignore[arg-type]
-    scorer = RecommendationScorer(s, config or StaticConfig())
-    scorer.load(LoadContext(settings=s, state=state if state is not None else StateStore()))
+    scorer = RecommendationScorer(s)
+    scorer.load(LoadContext(settings=s, state=state if state is not None else StateStore(),
+                            config=config or StaticConfig()))
     return scorer
 
 

@@ -25,7 +25,6 @@ from confluent_kafka import Consumer
 
 from services.pricing.scorer import PricingScorer
 from services.pricing.settings import PricingSettings
-from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingRequest
@@ -45,7 +44,7 @@ def _events(n: int) -> list[dict[str, Any]]:
 
 def bench_scorer(batch_sizes: tuple[int, ...] = (1, 32, 256), repeats: int = 20) -> dict[str, Any]:
     settings = PricingSettings(models_dir=MODELS, config_topic=None, execution_providers=["cpu"], intra_op_threads=1)
-    scorer = PricingScorer(settings, StaticConfig())
+    scorer = PricingScorer(settings)
     scorer.load(LoadContext(settings=settings, state=StateStore()))
     requests = [PricingRequest.model_validate(e) for e in _events(max(batch_sizes))]
     out: dict[str, Any] = {}

@@ -16,7 +16,6 @@ import numpy as np
 
 from services.recommendation.scorer import RecommendationScorer
 from services.recommendation.settings import RecommendationSettings
-from shared.runtime.config import StaticConfig
 from shared.runtime.scorer import Event, LoadContext
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import ClickEvent
@@ -30,7 +29,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 def bench(events: int, batch: int, threads: int) -> dict[str, float]:
     settings = RecommendationSettings(models_dir=MODELS, execution_providers=["cpu"], intra_op_threads=threads)
-    scorer = RecommendationScorer(settings, StaticConfig())
+    scorer = RecommendationScorer(settings)
     scorer.load(LoadContext(settings=settings, state=StateStore()))
     clicks = [ClickEvent.model_validate(e) for e, _ in ClickstreamSim(world_for(7)).iter_dicts(events)]
     wrapped = [Event(c, c.user_id, "clickstream.events", 0, i, c.ts_ms) for i, c in enumerate(clicks)]

@@ -1,0 +1,87 @@
+"""A scorer served by one hot-swappable model: the slot plumbing every shop scorer shares.
+
+A subclass names the graph it expects (``model_inputs``, ``model_outputs``) and implements
+``score(batch)``, reading ``self.slot.current`` once per batch so that graph and manifest stay
+consistent even across a swap. This class builds the :class:`~shared.models.slot.ModelSlot` from
+the service settings at :meth:`load` (reporting to the runtime's metrics), loads the serving
+version, reports it as ``model_info``, installs a newer version between batches and stops the
+background loader on :meth:`close`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from shared.errors import ModelError
+from shared.models.manifest import ModelManifest
+from shared.models.session import SpecLike
+from shared.models.slot import ModelSlot
+from shared.runtime.scorer import LoadContext, ModelInfo, Scorer
+from shared.settings import ServiceSettings
+
+EventT = TypeVar("EventT", bound=BaseModel)
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
+    """Base class of a scorer whose model lives in the model repository (``settings.models_dir``)."""
+
+    model_inputs: ClassVar[SpecLike] = ()
+    """The graph inputs ``score`` feeds; a version with other inputs is refused (``spec``)."""
+    model_outputs: ClassVar[SpecLike] = ()
+    """The graph outputs ``score`` reads; a version lacking one is refused (``spec``)."""
+
+    def __init__(self, settings: SettingsT, model_name: str, slot: ModelSlot | None = None) -> None:
+        """No I/O here. ``slot`` serves a slot built elsewhere (a test's stub) instead of one
+        built from ``settings`` at :meth:`load`."""
+        self.settings = settings
+        self.model_name = model_name
+        self._slot = slot
+
+    @property
+    def slot(self) -> ModelSlot:
+        """The model slot; read ``slot.current`` once per batch."""
+        if self._slot is None:
+            raise ModelError(f"model {self.model_name} is not loaded yet (call load() first)")
+        return self._slot
+
+    def load(self, context: LoadContext) -> None:
+        """Load the pinned or newest usable version (errors stop the process), then :meth:`on_load`."""
+        if self._slot is None:
+            self._slot = ModelSlot.from_settings(
+                self.settings, self.model_name, expected_inputs=self.model_inputs,
+                expected_outputs=self.model_outputs, validate=self.check_manifest,
+                warm_up_dims=self.warm_up_dims(), metrics=context.model_metrics,
+            )  # fmt: skip
+        self._slot.load()
+        self.on_load(context)
+
+    def on_load(self, context: LoadContext) -> None:
+        """Hook: the model is serving; take the state store and config source from ``context``."""
+
+    def check_manifest(self, manifest: ModelManifest) -> None:
+        """Hook: raise ``ModelSpecMismatch`` to refuse a version this scorer cannot use (e.g. other
+        features). Called while a version is prepared, possibly in the slot's loader thread."""
+
+    def warm_up_dims(self) -> Mapping[str, int]:
+        """Hook: sizes for the graph's symbolic dims other than the batch, used to warm it up."""
+        return {}
+
+    @property
+    def model_info(self) -> ModelInfo:
+        if self._slot is None or not self._slot.loaded:
+            return super().model_info
+        return self._slot.model_info
+
+    def between_batches(self) -> None:
+        """Install a newer model version if one is ready (cheap; the repository is polled rarely)."""
+        if self._slot is not None:
+            self._slot.maybe_swap()
+
+    def close(self) -> None:
+        """Stop the slot's background loader (not called after a crash)."""
+        if self._slot is not None:
+            self._slot.close()
