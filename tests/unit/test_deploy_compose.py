@@ -86,6 +86,26 @@ def test_service_environment_lands_in_its_settings(name: str, monkeypatch: pytes
     assert mounts[str(settings.models_dir)].endswith(":ro")
 
 
+def test_each_shopstream_container_runs_the_image_that_holds_its_command() -> None:
+    """Services and the topic initialiser run the serving image; `produce` needs sim/ and
+    tools/loadgen, which only the tools image holds. Both are hardened alike."""
+    import image_contents
+
+    targets = image_contents.stages(ROOT / "Dockerfile")
+    serving = {"topics", *COMPOSE_NAMES.values()}
+    for name in serving:
+        assert services()[name]["build"] == {"context": ".", "target": "cpu"}, name
+    producer = services()["producer"]
+    assert producer["build"] == {"context": ".", "target": "tools"} and "tools" in targets
+    assert producer["command"][0] == "produce"
+    assert producer["image"] != services()["fraud"]["image"], "two images need two names"
+    for name in (*serving, "producer"):
+        svc = services()[name]
+        assert (svc["user"], svc["read_only"], svc["cap_drop"], svc["tmpfs"]) == ("10001:10001", True, ["ALL"],
+                                                                                ["/tmp"]), name
+        assert svc["security_opt"] == ["no-new-privileges:true"], name
+
+
 def test_host_ports_do_not_collide() -> None:
     host_ports = [p.split(":")[0] for s in services().values() for p in s.get("ports", [])]
     assert len(host_ports) == len(set(host_ports))
