@@ -1,5 +1,8 @@
 """Shared fixtures: a real Kafka broker (started lazily), a 3-node cluster, random topics and groups.
 
+Their types live in :mod:`tests.support.factories`: a test module imports from ``tests.support``,
+never from ``conftest`` or another test module.
+
 Unit tests request none of these, so they never start a JVM. ``SHOPSTREAM_TEST_BOOTSTRAP``
 points ``kafka_bootstrap`` at an already running broker instead of starting one.
 """
@@ -7,16 +10,15 @@ points ``kafka_bootstrap`` at an already running broker instead of starting one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
+from tests.support.factories import BrokerFactory, GroupIdFactory, TopicFactory
 from tools.broker.kafka import KafkaBroker, KafkaCluster
 from tools.broker.kafka.admin import create_topics, delete_topics
 from tools.broker.settings import HarnessSettings
-
-TopicFactory = Callable[..., str]
-GroupIdFactory = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +64,29 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[TopicFactory]:
 @pytest.fixture
 def group_id_factory() -> GroupIdFactory:
     """``make(prefix="group") -> str``: a consumer group id no other test uses."""
-    return lambda prefix="group": _unique(prefix)
+
+    def make(prefix: str = "group") -> str:
+        return _unique(prefix)
+
+    return make
+
+
+@pytest.fixture
+def broker_factory(harness_settings: HarnessSettings) -> Iterator[BrokerFactory]:
+    """``make(data_dir=None) -> KafkaBroker``: a started broker of the test's own, to kill or restart.
+
+    Every broker it made is closed after the test, whatever the test did to it.
+    """
+    brokers: list[KafkaBroker] = []
+
+    def make(data_dir: Path | None = None) -> KafkaBroker:
+        broker = KafkaBroker(data_dir=data_dir, settings=harness_settings)
+        brokers.append(broker)
+        return broker.start()
+
+    yield make
+    for broker in brokers:
+        broker.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]], **config: Any) -> None:
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **config: Any) -> None:
     """Produce keyed records and wait for every acknowledgement."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random", **config})
     failures: list[str] = []

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from shared.runtime.echo import EchoScorer
-from tests.integration.test_runtime_behaviour import echo_settings, good
+from tests.support.echo import echo_settings, good
+from tests.support.factories import GroupIdFactory, TopicFactory
 from tools.supervisor import collect, produce, service_in_thread, wait_until
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,7 @@ PARTITIONS = 2
 
 
 def test_a_burst_is_absorbed_within_the_configured_bounds(
-    kafka_bootstrap: str, topic_factory, group_id_factory
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:
     topic = topic_factory(partitions=PARTITIONS)
     burst = 20_000  # with 5,000 distinct keys: 10x the state limit and 40x the in-flight limit

@@ -1,48 +1,24 @@
-"""The ``shopstream`` command as people use it: exit codes, produce → tail, DLQ inspect and redrive."""
+"""The ``shopstream`` command against a real broker: produce → tail, DLQ inspect and redrive, topics create."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import uuid
 
 import pytest
+from confluent_kafka.admin._config import ConfigResource
 
 from shared.runtime.echo import EchoScorer
-from tests.integration.test_runtime_behaviour import echo_settings
-from tools.supervisor import REPO_ROOT, collect, produce, service_in_thread
+from tests.support.cli import shopstream
+from tests.support.echo import echo_settings
+from tests.support.factories import GroupIdFactory, TopicFactory
+from tools.broker.kafka.admin import admin_client, delete_topics
+from tools.supervisor import collect, produce, service_in_thread
+
+pytestmark = pytest.mark.integration
 
 
-def shopstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run([sys.executable, "-m", "tools.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO_ROOT, env=env)
-
-
-@pytest.mark.parametrize("args", [
-    ["produce", "nosuch"],
-    ["produce", "payments", "--rate", "-1"],
-    ["produce", "payments", "--bad-fraction", "2"],
-    ["serve"],
-    ["serve", "nosuch"],
-    ["frobnicate"],
-])
-def test_bad_arguments_exit_with_2_and_say_why(args: list[str]) -> None:
-    result = shopstream(*args)
-    assert result.returncode == 2
-    assert "error" in result.stderr.lower()
-
-
-def test_help_lists_every_command() -> None:
-    result = shopstream("--help")
-    assert result.returncode == 0
-    for command in ("serve", "demo", "produce", "tail", "dlq", "topics", "broker", "export", "bench"):
-        assert command in result.stdout
-
-
-@pytest.mark.integration
-def test_produce_then_tail_round_trip(kafka_bootstrap: str, topic_factory) -> None:
+def test_produce_then_tail_round_trip(kafka_bootstrap: str, topic_factory: TopicFactory) -> None:
     topic = topic_factory(partitions=2)
     produced = shopstream("produce", "payments", "--count", "40", "--rate", "0", "--topic", topic,
                           "-b", kafka_bootstrap, "--quiet")
@@ -54,8 +30,9 @@ def test_produce_then_tail_round_trip(kafka_bootstrap: str, topic_factory) -> No
     assert len(events) == 40 and all("txn_id" in e and e["amount"] > 0 for e in events)
 
 
-@pytest.mark.integration
-def test_dlq_inspect_and_redrive_after_a_fix(kafka_bootstrap: str, topic_factory, group_id_factory) -> None:
+def test_dlq_inspect_and_redrive_after_a_fix(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
+) -> None:
     topic = topic_factory(partitions=2)
     big = [(f"u{i}".encode(), json.dumps({"id": f"u{i}", "payload": "x" * 400}).encode()) for i in range(20)]
     small = [(f"s{i}".encode(), json.dumps({"id": f"s{i}"}).encode()) for i in range(20)]
@@ -80,16 +57,23 @@ def test_dlq_inspect_and_redrive_after_a_fix(kafka_bootstrap: str, topic_factory
     assert {json.loads(r.value or b"{}")["id"] for r in out} == expected
 
 
-def test_malformed_settings_are_a_clean_configuration_error() -> None:
-    env_result = subprocess.run(
-        [sys.executable, "-m", "tools.cli.main", "serve", "echo"], capture_output=True, text=True, timeout=60,
-        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SHOPSTREAM_ECHO_KAFKA__EXTRA": "{bad"},
-    )
-    assert env_result.returncode == 2
-    assert "invalid settings for echo" in env_result.stderr and "Traceback" not in env_result.stderr
-
-
-def test_export_help_is_the_export_commands_own() -> None:
-    result = shopstream("export", "--help")
-    assert result.returncode == 0
-    assert "--from VERSION" in result.stdout and "--tiny" in result.stdout
+def test_topics_create_makes_the_config_topic_compacted_and_is_safe_to_rerun(kafka_bootstrap: str) -> None:
+    prefix = f"cli-{uuid.uuid4().hex[:8]}"
+    env = {f"SHOPSTREAM_PRICING_{field.upper()}": f"{prefix}.{field}"
+           for field in ("input_topic", "output_topic", "forecast_topic", "changelog_topic", "config_topic")}
+    args = ("topics", "create", "--services", "pricing", "--partitions", "3", "-b", kafka_bootstrap)
+    admin = admin_client(kafka_bootstrap)
+    try:
+        first = shopstream(*args, env=env)
+        assert first.returncode == 0, first.stderr
+        assert f"{prefix}.config_topic\tpartitions=1\tcleanup.policy=compact" in first.stdout
+        again = shopstream(*args, env=env)
+        assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+        metadata = admin.list_topics(timeout=10).topics
+        assert len(metadata[f"{prefix}.config_topic"].partitions) == 1
+        assert len(metadata[f"{prefix}.input_topic"].partitions) == 3
+        resource = ConfigResource(ConfigResource.Type.TOPIC, f"{prefix}.config_topic")
+        config = admin.describe_configs([resource])[resource].result(timeout=10)
+        assert config["cleanup.policy"].value == "compact"
+    finally:
+        delete_topics(kafka_bootstrap, [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)])

@@ -1,70 +1,30 @@
-"""The Go example producer (examples/producer-go): its events pass the generated JSON Schemas,
-the Python models agree, and the pricing service scores them off a real broker."""
+"""The Go example producer (examples/producer-go) against a real broker: the pricing service scores its events.
+
+Its schema check without a broker is in tests/unit/test_example_producer.py."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from services import pricing
 from services.pricing.settings import PricingSettings
-from shared.schemas.base import decode
-from shared.schemas.payments import Transaction
-from shared.schemas.pricing import PricingDecision, PricingRequest
+from shared.schemas.pricing import PricingDecision
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from tests.conftest import GroupIdFactory, TopicFactory
+from tests.support.factories import GroupIdFactory, TopicFactory
+from tests.support.go_producer import build_producer, run_producer
 from tools.supervisor import REPO_ROOT, collect, service_in_thread
 
-EXAMPLE = REPO_ROOT / "examples" / "producer-go"
-SCHEMAS = REPO_ROOT / "schemas" / "json"
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def producer_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``go build`` the example once per module (Go's build cache makes rebuilds take ~1 s)."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("the Go toolchain (`go`) is not on PATH; install Go >= 1.26 to test the Go example producer")
-    binary = tmp_path_factory.mktemp("producer-go") / "producer-go"
-    started = time.monotonic()
-    result = subprocess.run([go, "build", "-o", str(binary), "."], cwd=EXAMPLE, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, f"go build failed:\n{result.stderr}"
-    print(f"go build: {time.monotonic() - started:.1f}s")
-    return binary
+    return build_producer(tmp_path_factory.mktemp("producer-go"))
 
 
-def run_producer(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(binary), "-schemas", str(SCHEMAS), *args], capture_output=True, text=True,
-                          timeout=120)
-
-
-@pytest.mark.parametrize(("kind", "model", "bad_field"), [
-    ("pricing", PricingRequest, "/stock"), ("payments", Transaction, "/currency"),
-])
-def test_schema_check_in_go_agrees_with_the_python_models(
-    producer_binary: Path, kind: str, model: type[PricingRequest | Transaction], bad_field: str
-) -> None:
-    result = run_producer(producer_binary, "-kind", kind, "-count", "30", "-bad-every", "10", "-dry-run")
-    assert result.returncode == 0, result.stderr
-    events = [decode(model, line) for line in result.stdout.splitlines()]  # raises InvalidEvent if not accepted
-    assert len(events) == 27
-    rejected = [line for line in result.stderr.splitlines() if line.startswith("rejected ")]
-    assert len(rejected) == 3 and all(bad_field in line for line in rejected)
-
-
-def test_bad_flags_exit_2(producer_binary: Path) -> None:
-    assert run_producer(producer_binary, "-kind", "nosuch").returncode == 2
-    missing = subprocess.run([str(producer_binary), "-schemas", "/nonexistent"], capture_output=True, text=True)
-    assert missing.returncode == 2 and "PricingRequest.json" in missing.stderr
-
-
-@pytest.mark.integration
 def test_pricing_service_scores_the_go_producers_events(
     producer_binary: Path, kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:

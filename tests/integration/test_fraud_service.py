@@ -21,6 +21,7 @@ from shared.schemas.payments import FraudScore, Transaction
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from sim.payments import FraudMix
 from sim.registry import make_stream
+from tests.support.factories import GroupIdFactory, TopicFactory
 from tests.support.fraud import events
 from tools.supervisor import Collected, ServiceProcess, collect, produce, service_in_thread
 
@@ -48,7 +49,7 @@ def records(rows: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     return [(r["user_id"].encode(), json.dumps(r).encode()) for r in rows]
 
 
-BAD = {
+BAD: dict[str, tuple[dict[str, Any], str, str]] = {
     "negative amount": ({"amount": -12.5}, "invalid_value", "amount"),
     "unknown currency": ({"currency": "XYZ"}, "invalid_value", "currency"),
     "missing field": ({"device_id": None}, "missing_field", "device_id"),
@@ -71,7 +72,7 @@ def by_topic(out: list[Collected]) -> dict[str, list[Collected]]:
 
 
 def test_one_score_per_payment_alerts_for_attacks_bad_input_dead_lettered(
-    kafka_bootstrap: str, topic_factory, group_id_factory
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:
     topic = topic_factory(partitions=3)
     rows = sim_payments(6000)
@@ -81,10 +82,10 @@ def test_one_score_per_payment_alerts_for_attacks_bad_input_dead_lettered(
         out = by_topic(collect(kafka_bootstrap, [f"{topic}.scores", f"{topic}.alerts", f"{topic}.dlq"],
                                lambda rs: len(rs) >= len(rows) + len(BAD), timeout_s=120))  # fmt: skip
         time.sleep(1.0)
-    scores = [FraudScore.model_validate_json(r.value) for r in out[f"{topic}.scores"]]
+    scores = [FraudScore.model_validate_json(r.value or b"") for r in out[f"{topic}.scores"]]
     assert sorted(s.txn_id for s in scores) == sorted(e["txn_id"] for e, _ in rows), "one score per payment"
     truth = {e["txn_id"]: t for e, t in rows}
-    alerts = [FraudScore.model_validate_json(r.value) for r in out.get(f"{topic}.alerts", [])]
+    alerts = [FraudScore.model_validate_json(r.value or b"") for r in out.get(f"{topic}.alerts", [])]
     assert {a.txn_id for a in alerts} == {s.txn_id for s in scores if s.decision == "decline"}
     precision = sum(truth[a.txn_id]["is_fraud"] for a in alerts) / max(len(alerts), 1)
     assert precision >= 0.9, f"only {precision:.0%} of alerts are fraud"
@@ -122,7 +123,7 @@ def expected_scores(history: list[dict[str, Any]], payments: list[dict[str, Any]
 
 
 def test_a_burst_straddling_a_restart_is_still_caught(
-    kafka_bootstrap: str, topic_factory, group_id_factory, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory, tmp_path: Path
 ) -> None:
     topic = topic_factory(partitions=2)
     env = {
@@ -149,7 +150,7 @@ def test_a_burst_straddling_a_restart_is_still_caught(
         wanted = {p["txn_id"] for p in second}
         out = collect(kafka_bootstrap, [f"{topic}.scores"],
                       lambda rs: wanted <= {json.loads(r.value or b"{}")["txn_id"] for r in rs}, timeout_s=60)
-    got = {s.txn_id: s for s in (FraudScore.model_validate_json(r.value) for r in out)}
+    got = {s.txn_id: s for s in (FraudScore.model_validate_json(r.value or b"") for r in out)}
     want = expected_scores(history, payments)
     for w in want[3:]:
         assert got[w.txn_id].probability == pytest.approx(w.probability, abs=1e-5), "state survived the restart"

@@ -12,11 +12,11 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
-from tools.broker.kafka import KafkaBroker, KafkaCluster
+from tests.support.factories import BrokerFactory, GroupIdFactory, TopicFactory
+from tools.broker.kafka import KafkaCluster
 from tools.broker.kafka.admin import admin_client, create_topics
 
 pytestmark = pytest.mark.integration
-Factory = Callable[..., str]
 
 
 def _consumer(bootstrap: str, **extra: object) -> Consumer:
@@ -46,7 +46,7 @@ def _read_all(bootstrap: str, topic: str, partitions: int, **extra: object) -> l
 
 
 def test_ten_thousand_keyed_messages_keep_key_order_and_commits_reach_the_end(
-    kafka_bootstrap: str, topic_factory: Factory, group_id_factory: Factory
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:
     topic, partitions, keys, per_key = topic_factory(partitions=4), 4, 50, 200
     # Idempotence keeps per-partition order even when a batch is retried (e.g. NOT_LEADER right after creation).
@@ -83,7 +83,7 @@ def test_ten_thousand_keyed_messages_keep_key_order_and_commits_reach_the_end(
 
 
 def test_read_committed_sees_committed_transactions_and_never_aborted_ones(
-    kafka_bootstrap: str, topic_factory: Factory
+    kafka_bootstrap: str, topic_factory: TopicFactory
 ) -> None:
     topic = topic_factory(partitions=1)
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex}"})
@@ -159,16 +159,16 @@ def test_idempotent_acks_all_producer_loses_and_duplicates_nothing_when_a_broker
 
 
 @pytest.mark.slow
-def test_a_broker_restarted_on_its_data_dir_keeps_its_records(tmp_path: Path) -> None:
-    with KafkaBroker(data_dir=tmp_path / "kafka") as broker:
-        bootstrap = broker.bootstrap_servers
-        create_topics(bootstrap, {"kept": 2})
-        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
-        for i in range(500):
-            producer.produce("kept", key=str(i), value=str(i))
-        assert producer.flush(30) == 0
-        broker.stop()
-        assert not broker.running
-        broker.start()
-        assert broker.bootstrap_servers == bootstrap  # same port: clients need no new config
-        assert sorted(int(v) for v in _read_all(bootstrap, "kept", 2)) == list(range(500))
+def test_a_broker_restarted_on_its_data_dir_keeps_its_records(tmp_path: Path, broker_factory: BrokerFactory) -> None:
+    broker = broker_factory(data_dir=tmp_path / "kafka")
+    bootstrap = broker.bootstrap_servers
+    create_topics(bootstrap, {"kept": 2})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(500):
+        producer.produce("kept", key=str(i), value=str(i))
+    assert producer.flush(30) == 0
+    broker.stop()
+    assert not broker.running
+    broker.start()
+    assert broker.bootstrap_servers == bootstrap  # same port: clients need no new config
+    assert sorted(int(v) for v in _read_all(bootstrap, "kept", 2)) == list(range(500))

@@ -17,7 +17,8 @@ from shared.schemas.pricing import PriceForecast, PricingDecision, PricingReques
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from sim.pricing import PricingSim
 from sim.world import World
-from tools.supervisor import collect, produce, service_in_thread, wait_until
+from tests.support.factories import GroupIdFactory, TopicFactory
+from tools.supervisor import Collected, collect, produce, service_in_thread, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ def sim_records(n: int) -> list[tuple[bytes, bytes]]:
     return [(e["sku"].encode(), json.dumps(e).encode()) for e, _ in sim.iter_dicts(n)]
 
 
-BAD = {
+BAD: dict[str, dict[str, float | None]] = {
     "cost above ceiling": {"unit_cost": 20.0, "ceiling": 15.0},
     "negative stock": {"stock": -3},
     "missing price": {"current_price": None},
@@ -55,7 +56,7 @@ def bad_records() -> list[tuple[bytes, bytes]]:
 
 
 def test_requests_in_decisions_and_forecasts_out_bad_input_dead_lettered(
-    kafka_bootstrap: str, topic_factory, group_id_factory
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:
     topic = topic_factory(partitions=2)
     good = sim_records(300)
@@ -64,11 +65,11 @@ def test_requests_in_decisions_and_forecasts_out_bad_input_dead_lettered(
     with service_in_thread(settings, PricingScorer(settings)):
         out = collect(kafka_bootstrap, [f"{topic}.decisions", f"{topic}.forecasts", f"{topic}.dlq"],
                       lambda rs: len(rs) >= 2 * len(good) + len(BAD), timeout_s=90)
-    by_topic: dict[str, list] = {}
+    by_topic: dict[str, list[Collected]] = {}
     for r in out:
         by_topic.setdefault(r.topic, []).append(r)
-    decisions = [PricingDecision.model_validate_json(r.value) for r in by_topic[f"{topic}.decisions"]]
-    forecasts = [PriceForecast.model_validate_json(r.value) for r in by_topic[f"{topic}.forecasts"]]
+    decisions = [PricingDecision.model_validate_json(r.value or b"") for r in by_topic[f"{topic}.decisions"]]
+    forecasts = [PriceForecast.model_validate_json(r.value or b"") for r in by_topic[f"{topic}.forecasts"]]
     assert len(decisions) == len(forecasts) == len(good)
     requests = {(r.sku, r.ts_ms): r for r in (PricingRequest.model_validate_json(v) for _, v in good)}
     for d in decisions:
@@ -87,7 +88,7 @@ def test_requests_in_decisions_and_forecasts_out_bad_input_dead_lettered(
 
 
 def test_kill_switch_on_the_config_topic_holds_prices_within_two_seconds(
-    kafka_bootstrap: str, topic_factory, group_id_factory
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:
     topic = topic_factory(partitions=1)
     config_topic = topic_factory(partitions=1, config={"cleanup.policy": "compact"})
@@ -114,8 +115,8 @@ def test_kill_switch_on_the_config_topic_holds_prices_within_two_seconds(
         stop.set()
         feeder.join(5)
         out = collect(kafka_bootstrap, [f"{topic}.decisions"],
-                      lambda rs: any(json.loads(r.value)["event_ts_ms"] > switched_at + 2500 for r in rs), 30)
-    decisions = [PricingDecision.model_validate_json(r.value) for r in out]
+                      lambda rs: any(json.loads(r.value or b"{}")["event_ts_ms"] > switched_at + 2500 for r in rs), 30)
+    decisions = [PricingDecision.model_validate_json(r.value or b"") for r in out]
     before = [d for d in decisions if d.event_ts_ms < switched_at]
     late = [d for d in decisions if d.event_ts_ms >= switched_at + 2000]
     killed = [d for d in decisions if d.bound_by == ("kill_switch",)]

@@ -1,6 +1,6 @@
 """``shopstream produce beauty|ulb|ipinyou`` end to end: the replayed events are scored by the services.
 
-Tiny in-test copies of the data sets (tests/unit/test_replay.py), the committed models.
+Tiny in-test copies of the data sets (tests/support/replay_data.py), the committed models.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 
 from services.registry import load_service
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
-from tests.conftest import GroupIdFactory, TopicFactory
-from tests.integration.test_cli import shopstream
-from tests.unit.test_replay import write_tiny_data_sets
+from tests.support.cli import shopstream
+from tests.support.factories import GroupIdFactory, TopicFactory
+from tests.support.replay_data import write_tiny_data_sets
 from tools.supervisor import REPO_ROOT, collect, service_in_thread
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
@@ -11,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.runtime.echo import EchoScorer, EchoSettings
+from shared.runtime.echo import EchoScorer
 from shared.schemas import headers as h
-from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
+from tests.support.echo import echo_settings, good
+from tests.support.factories import BrokerFactory, GroupIdFactory, TopicFactory
 from tools.supervisor import (
+    Collected,
     ServiceProcess,
     collect,
     http_get,
@@ -24,23 +25,6 @@ from tools.supervisor import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def echo_settings(bootstrap: str, topic: str, group: str, **runtime: object) -> EchoSettings:
-    return EchoSettings(
-        input_topic=topic,
-        output_topic=f"{topic}.out",
-        group_id=group,
-        changelog_topic=f"{topic}.changelog",
-        kafka=KafkaSettings(bootstrap_servers=bootstrap),
-        metrics=MetricsSettings(host="127.0.0.1", port=0),
-        runtime=RuntimeSettings(session_timeout_ms=6000, **runtime),  # type: ignore[arg-type]
-    )
-
-
-def good(i: int, keys: int = 50) -> tuple[bytes, bytes]:
-    key = f"u{i % keys}"
-    return key.encode(), json.dumps({"id": key, "value": float(i)}).encode()
 
 
 BAD_RECORDS: dict[str, tuple[bytes | None, bytes | None]] = {
@@ -54,7 +38,7 @@ BAD_RECORDS: dict[str, tuple[bytes | None, bytes | None]] = {
 
 
 def test_bad_input_lands_on_the_dlq_with_reasons_and_the_rest_is_scored(
-    kafka_bootstrap: str, topic_factory, group_id_factory
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:
     topic = topic_factory(partitions=3)
     rng = random.Random(7)
@@ -79,26 +63,29 @@ def test_bad_input_lands_on_the_dlq_with_reasons_and_the_rest_is_scored(
     dead = [r for r in out if r.topic == f"{topic}.dlq"]
     assert len(scores) == n_good
     assert Counter(r.headers[h.ERROR_REASON].decode() for r in dead) == expected_bad
+    inputs = collect(kafka_bootstrap, [topic], lambda rs: len(rs) >= len(records), timeout_s=30)
     for letter in dead:
         assert letter.headers[h.SOURCE_TOPIC] == topic.encode()
         assert letter.headers[h.SERVICE] == b"echo"
         assert letter.headers[h.ERROR_MESSAGE], "a human-readable message explains the refusal"
-        original = records_at(records, letter)
-        assert letter.value == original, "the raw bytes are kept for redrive"
+        original = record_at(inputs, letter)
+        assert (original.key, original.value) == BAD_RECORDS[letter.headers[h.ERROR_REASON].decode()]
+        assert (letter.key, letter.value) == (original.key, original.value), "the raw bytes are kept for redrive"
     lineage = scores[0].headers
     assert lineage[h.MODEL_NAME] == b"echo" and lineage[h.SOURCE_TOPIC] == topic.encode()
     assert int(lineage[h.EVENT_TIME_MS]) > 0 and h.SOURCE_OFFSET in lineage
 
 
-def records_at(records: list[tuple[bytes | None, bytes | None]], letter) -> bytes | None:  # type: ignore[no-untyped-def]
-    """The raw value the DLQ record claims to come from (matched by content: offsets are per partition)."""
-    values = {value for _, value in records}
-    assert letter.value in values
-    return letter.value
+def record_at(inputs: list[Collected], letter: Collected) -> Collected:
+    """The input record a dead letter names in its ``x-source-partition``/``x-source-offset`` headers."""
+    partition, offset = int(letter.headers[h.SOURCE_PARTITION]), int(letter.headers[h.SOURCE_OFFSET])
+    matches = [r for r in inputs if (r.partition, r.offset) == (partition, offset)]
+    assert len(matches) == 1, f"no input record at partition {partition} offset {offset}"
+    return matches[0]
 
 
 def test_failing_scorer_pauses_turns_unready_and_recovers_without_dead_letters(
-    kafka_bootstrap: str, topic_factory, group_id_factory, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory, tmp_path: Path
 ) -> None:
     topic = topic_factory(partitions=2)
     outage = tmp_path / "model-down"
@@ -135,7 +122,7 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
 
 
 def test_sigterm_drains_commits_and_exits_within_the_deadline(
-    kafka_bootstrap: str, topic_factory, group_id_factory, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory, tmp_path: Path
 ) -> None:
     topic = topic_factory(partitions=2)
     group = group_id_factory()
@@ -166,7 +153,7 @@ def test_sigterm_drains_commits_and_exits_within_the_deadline(
 
 
 def test_state_is_restored_from_the_changelog_after_a_restart(
-    kafka_bootstrap: str, topic_factory, group_id_factory
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
 ) -> None:
     topic = topic_factory(partitions=3)
     group = group_id_factory()
@@ -185,7 +172,9 @@ def test_state_is_restored_from_the_changelog_after_a_restart(
     assert sum(entry["count"] for part in after.values() for entry in part.values()) == 600
 
 
-def test_metrics_move_and_lag_drains_to_zero(kafka_bootstrap: str, topic_factory, group_id_factory) -> None:
+def test_metrics_move_and_lag_drains_to_zero(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory
+) -> None:
     topic = topic_factory(partitions=2)
     settings = echo_settings(kafka_bootstrap, topic, group_id_factory(), statistics_interval_ms=500)
     produce(kafka_bootstrap, topic, [good(i) for i in range(3000)])
@@ -209,23 +198,23 @@ def test_metrics_move_and_lag_drains_to_zero(kafka_bootstrap: str, topic_factory
     assert 'shopstream_model_info{' in text and 'provider="none"' in text
 
 
-def test_sigterm_with_every_broker_down_still_exits_within_the_deadline(tmp_path: Path) -> None:
-    from tools.broker.kafka import KafkaBroker
-
-    with KafkaBroker() as broker:
-        env = {"INPUT_TOPIC": "down.in", "OUTPUT_TOPIC": "down.out", "KAFKA__BOOTSTRAP_SERVERS":
-               broker.bootstrap_servers, "RUNTIME__SHUTDOWN_DEADLINE_S": "4"}
-        service = ServiceProcess("echo", env, tmp_path / "echo.log").start()
-        try:
-            service.wait_ready()
-            produce(broker.bootstrap_servers, "down.in", [good(i) for i in range(200)])
-            broker.kill()
-            time.sleep(2)
-            started = time.monotonic()
-            code = service.terminate(timeout_s=60)
-            took = time.monotonic() - started
-        finally:
-            if service.alive():
-                service.kill()
+def test_sigterm_with_every_broker_down_still_exits_within_the_deadline(
+    tmp_path: Path, broker_factory: BrokerFactory
+) -> None:
+    broker = broker_factory()
+    env = {"INPUT_TOPIC": "down.in", "OUTPUT_TOPIC": "down.out", "KAFKA__BOOTSTRAP_SERVERS":
+           broker.bootstrap_servers, "RUNTIME__SHUTDOWN_DEADLINE_S": "4"}
+    service = ServiceProcess("echo", env, tmp_path / "echo.log").start()
+    try:
+        service.wait_ready()
+        produce(broker.bootstrap_servers, "down.in", [good(i) for i in range(200)])
+        broker.kill()
+        time.sleep(2)
+        started = time.monotonic()
+        code = service.terminate(timeout_s=60)
+        took = time.monotonic() - started
+    finally:
+        if service.alive():
+            service.kill()
     assert took < 4 + 5 + 3, f"exit took {took:.1f}s with a 4 s deadline"
     assert code in (0, 70), (tmp_path / "echo.log").read_text()[-2000:]

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from shared.schemas import headers as h
+from tests.support.factories import GroupIdFactory, TopicFactory
+from tools.broker.kafka.admin import create_topics
 from tools.supervisor import Collected, ServiceProcess, collect, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,7 +67,7 @@ def kill_repeatedly(env: dict[str, str], log: Path, kills: int, seed: int) -> Se
 
 @pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 def test_sigkill_loses_nothing(
-    delivery: str, kafka_bootstrap: str, topic_factory, group_id_factory, tmp_path: Path
+    delivery: str, kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory, tmp_path: Path
 ) -> None:
     topic = topic_factory(partitions=PARTITIONS)
     topic_factory_out = f"{topic}.out"
@@ -92,15 +94,11 @@ def test_sigkill_loses_nothing(
 
 def _create(bootstrap: str, *names: str, partitions: int = PARTITIONS) -> None:
     """Create outputs up front with the input's partition count (these services do not create topics)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(n, num_partitions=partitions) for n in names]).values():
-        future.result()
+    create_topics(bootstrap, dict.fromkeys(names, partitions))
 
 
 def test_rebalance_add_one_then_stop_two_loses_nothing(
-    kafka_bootstrap: str, topic_factory, group_id_factory, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id_factory: GroupIdFactory, tmp_path: Path
 ) -> None:
     topic = topic_factory(partitions=PARTITIONS * 2)
     _create(kafka_bootstrap, f"{topic}.out", f"{topic}.dlq", partitions=PARTITIONS * 2)

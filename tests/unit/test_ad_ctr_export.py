@@ -18,6 +18,7 @@ def test_tiny_export_then_fine_tune_publishes_paired_graphs_the_scorer_serves(tm
     from services.ad_ctr.settings import AdCtrSettings
     from shared.models.repository import ModelRepository
     from shared.runtime.scorer import Event, LoadContext, Scored
+    from shared.schemas.ads import AdRequest, CtrScores
     from sim.registry import make_stream
 
     repo = ModelRepository(tmp_path)
@@ -34,8 +35,9 @@ def test_tiny_export_then_fine_tune_publishes_paired_graphs_the_scorer_serves(tm
     settings = AdCtrSettings(models_dir=tmp_path, execution_providers=["cpu"])
     scorer = AdCtrScorer(settings)
     scorer.load(LoadContext(settings=settings))
-    reqs = [e for e, _ in make_stream("ads").iter_events(5)]
-    results = scorer.score([Event(r, r.request_id, "t", 0, i, r.ts_ms) for i, r in enumerate(reqs)])  # type: ignore[arg-type]
+    reqs = [AdRequest.model_validate(event) for event, _ in make_stream("ads").iter_dicts(5)]
+    results = scorer.score([Event(r, r.request_id, "t", 0, i, r.ts_ms) for i, r in enumerate(reqs)])
     assert scorer.model_info.version == "v0002"
-    pctr = np.array([c.pctr for r in results if isinstance(r, Scored) for c in r.outputs[0].value.candidates])  # type: ignore[attr-defined]
-    assert len(pctr) == sum(len(r.candidates) for r in reqs) and ((pctr > 0) & (pctr < 1)).all()  # type: ignore[attr-defined]
+    scores = [r.outputs[0].value for r in results if isinstance(r, Scored)]
+    pctr = np.array([c.pctr for s in scores if isinstance(s, CtrScores) for c in s.candidates])
+    assert len(pctr) == sum(len(r.candidates) for r in reqs) and bool(((pctr > 0) & (pctr < 1)).all())

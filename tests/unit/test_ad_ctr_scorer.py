@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from services.ad_ctr import SETTINGS_CLASS, create_scorer
 from services.ad_ctr.scorer import AdCtrScorer
 from services.ad_ctr.settings import AdCtrSettings
 from shared.errors import InvalidEvent, ModelError
-from shared.runtime.scorer import Event, LoadContext, Rejected, Scored
+from shared.models.session import OnnxModel
+from shared.runtime.scorer import Event, LoadContext, Rejected, Scored, ScoreResult
 from shared.schemas.ads import AdCandidate, AdRequest, CtrScores
 from shared.schemas.base import decode
 from sim.registry import make_stream
@@ -22,7 +24,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def requests(n: int) -> list[AdRequest]:
-    return [e for e, _ in make_stream("ads").iter_events(n)]  # type: ignore[misc]
+    return [AdRequest.model_validate(event) for event, _ in make_stream("ads").iter_dicts(n)]
 
 
 def events(reqs: list[AdRequest]) -> list[Event[AdRequest]]:
@@ -31,7 +33,8 @@ def events(reqs: list[AdRequest]) -> list[Event[AdRequest]]:
 
 
 def scorer(**overrides: object) -> AdCtrScorer:
-    settings = SETTINGS_CLASS(models_dir=MODELS, execution_providers=["cpu"], intra_op_threads=1, **overrides)
+    fields = {"models_dir": MODELS, "execution_providers": ["cpu"], "intra_op_threads": 1, **overrides}
+    settings = SETTINGS_CLASS.model_validate(fields)
     sc = create_scorer(settings)
     sc.load(LoadContext(settings=settings))
     return sc
@@ -43,17 +46,30 @@ def loaded() -> AdCtrScorer:
 
 
 class Counting:
-    """Wraps an OnnxModel's ``run`` to count calls and rows."""
+    """Stands in for an OnnxModel's ``run``: counts calls and rows, then runs the model."""
 
-    def __init__(self, model: object) -> None:
-        self.model, self.calls, self.rows = model, 0, []
-        self.inner = model.run  # type: ignore[attr-defined]
-        model.run = self  # type: ignore[attr-defined]
+    def __init__(self, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]) -> None:
+        self.inner = run
+        self.calls = 0
+        self.rows: list[int] = []
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.calls += 1
         self.rows.append(len(next(iter(feeds.values()))))
-        return self.inner(feeds)  # type: ignore[no-any-return]
+        return self.inner(feeds)
+
+
+def count_runs(monkeypatch: pytest.MonkeyPatch, model: OnnxModel) -> Counting:
+    counting = Counting(model.run)
+    monkeypatch.setattr(model, "run", counting)
+    return counting
+
+
+def pctrs(results: Sequence[ScoreResult]) -> list[list[float]]:
+    """Every request's candidate pCTRs, in order."""
+    scores = [r.outputs[0].value for r in results if isinstance(r, Scored)]
+    assert len(scores) == len(results) and all(isinstance(s, CtrScores) for s in scores)
+    return [[c.pctr for c in s.candidates] for s in scores if isinstance(s, CtrScores)]
 
 
 def test_every_candidate_gets_a_pctr_and_ranks_follow_bid_times_pctr(loaded: AdCtrScorer) -> None:
@@ -72,11 +88,10 @@ def test_every_candidate_gets_a_pctr_and_ranks_follow_bid_times_pctr(loaded: AdC
         assert out.model_version == loaded.model_info.version
 
 
-def test_one_ctr_call_per_batch_and_the_text_encoder_only_on_cache_misses() -> None:
+def test_one_ctr_call_per_batch_and_the_text_encoder_only_on_cache_misses(monkeypatch: pytest.MonkeyPatch) -> None:
     sc = scorer()
-    meta_version = sc.model_info.version
-    ctr = Counting(sc._slot.current.model)  # type: ignore[union-attr]
-    text = Counting(sc._text[meta_version][1])
+    ctr = count_runs(monkeypatch, sc.slot.current.model)
+    text = count_runs(monkeypatch, sc._text[sc.model_info.version][1])
     reqs = requests(30)
     sc.score(events(reqs))
     n_cands = sum(len(r.candidates) for r in reqs)
@@ -87,15 +102,20 @@ def test_one_ctr_call_per_batch_and_the_text_encoder_only_on_cache_misses() -> N
     assert sc.cache.hits == n_cands
 
 
-def test_cached_and_uncached_scores_are_identical(loaded: AdCtrScorer) -> None:
+def test_scores_from_cached_embeddings_equal_uncached_ones() -> None:
     reqs = requests(10)
-    cold = scorer(embedding_cache_size=0).score(events(reqs))
-    warm = loaded.score(events(reqs))
-    loaded.score(events(reqs))
-    for a, b in zip(cold, warm, strict=True):
-        pa = [c.pctr for c in a.outputs[0].value.candidates]  # type: ignore[union-attr,attr-defined]
-        pb = [c.pctr for c in b.outputs[0].value.candidates]  # type: ignore[union-attr,attr-defined]
-        np.testing.assert_allclose(pa, pb, rtol=1e-6)
+    n_cands = sum(len(r.candidates) for r in reqs)
+    uncached = scorer(embedding_cache_size=0)
+    cached = scorer()
+    first = cached.score(events(reqs))
+    hits_before = cached.cache.hits
+    again = cached.score(events(reqs))
+    assert cached.cache.hits - hits_before == n_cands, "the second pass must come from the cache"
+    expected = pctrs(uncached.score(events(reqs)))
+    assert uncached.cache.hits == 0
+    for got in (pctrs(first), pctrs(again)):
+        for want, have in zip(expected, got, strict=True):
+            np.testing.assert_allclose(have, want, rtol=1e-6)
 
 
 def test_business_limits_reject_with_a_reason_and_the_rest_still_scores() -> None:
@@ -142,7 +162,7 @@ def test_a_ctr_version_whose_text_encoder_is_missing_is_refused(tmp_path: Path) 
 
 
 def test_exported_graph_is_calibrated_monotonically(loaded: AdCtrScorer) -> None:
-    model = loaded._slot.current.model  # type: ignore[union-attr]
+    model = loaded.slot.current.model
     rng = np.random.default_rng(0)
     feeds = model.zeros(500)
     feeds["sparse"] = np.repeat(feeds["sparse"][:1], 500, axis=0)
@@ -150,6 +170,6 @@ def test_exported_graph_is_calibrated_monotonically(loaded: AdCtrScorer) -> None
     out = model.run(feeds)
     order = np.argsort(out["logit"])
     assert (np.diff(out["pctr"][order]) >= -1e-7).all()
-    cal = loaded._slot.current.manifest.preprocessing["calibration"]  # type: ignore[union-attr]
+    cal = loaded.slot.current.manifest.preprocessing["calibration"]
     expected = 1 / (1 + np.exp(-(cal["a"] * out["logit"] + cal["b"])))
     np.testing.assert_allclose(out["pctr"], expected, atol=1e-6)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ad_ctr.cache import EmbeddingCache
+from services.ad_ctr.cache import EmbeddingCache, Encoder
 from services.ad_ctr.features import REQUEST_SPEC, TextSpec, bucket, encode_rows, encode_titles, title_tokens
 from services.ad_ctr.ranking import expected_value_ranks
 
@@ -30,15 +32,16 @@ def test_titles_become_padded_hashed_tokens_with_a_mask() -> None:
     assert (ids[mask == 0] == 0).all() and (ids[mask == 1] >= 1).all() and (ids < 101).all()
 
 
-def _encoder(calls: list[int]):
-    def encode(titles):
+def _encoder(calls: list[int]) -> Encoder:
+    def encode(titles: Sequence[str]) -> np.ndarray:
         calls.append(len(titles))
         return np.array([[float(len(t)), 1.0] for t in titles], dtype=np.float32)
     return encode
 
 
 def test_cache_runs_the_encoder_only_on_distinct_misses_and_then_hits() -> None:
-    cache, calls = EmbeddingCache(capacity=10), []
+    cache = EmbeddingCache(capacity=10)
+    calls: list[int] = []
     first = cache.lookup(["a", "b", "a"], ["xx", "yyy", "xx"], _encoder(calls))
     second = cache.lookup(["b", "a"], ["yyy", "xx"], _encoder(calls))
     assert calls == [2]  # one encoder call, for "a" and "b" once each; none the second time
@@ -47,7 +50,8 @@ def test_cache_runs_the_encoder_only_on_distinct_misses_and_then_hits() -> None:
 
 
 def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
-    cache, calls = EmbeddingCache(capacity=2), []
+    cache = EmbeddingCache(capacity=2)
+    calls: list[int] = []
     enc = _encoder(calls)
     cache.lookup(["a", "b"], ["a", "b"], enc)
     cache.lookup(["a"], ["a"], enc)  # "a" is now the most recent
@@ -59,7 +63,8 @@ def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
 
 
 def test_cache_of_size_zero_encodes_every_time() -> None:
-    cache, calls = EmbeddingCache(capacity=0), []
+    cache = EmbeddingCache(capacity=0)
+    calls: list[int] = []
     for _ in range(3):
         cache.lookup(["a"], ["a"], _encoder(calls))
     assert calls == [1, 1, 1] and len(cache) == 0

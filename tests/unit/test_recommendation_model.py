@@ -88,7 +88,7 @@ def test_refit_without_validation_runs_every_epoch_and_keeps_the_last():
 def test_loss_is_finite_and_trains_the_item_bias(negatives):
     model = _model(attrs=True, bias=True)
     loss = batch_loss(model, torch.tensor([[0, 1, 2]]), torch.tensor([[0, 2, 3]]), negatives=negatives, bce_weight=1.0)
-    loss.backward()
+    torch.autograd.backward(loss)
     assert torch.isfinite(loss) and model.item_emb.weight.grad is not None
     assert model.item_bias is not None and model.item_bias.grad is not None
     assert bool(model.item_bias.grad.abs().sum() > 0)

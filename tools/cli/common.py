@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
-from shared.errors import ConfigError
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from shared.errors import BrokerUnavailable, ConfigError
 from shared.settings import KafkaSettings, ServiceSettings
+
+REACH_TIMEOUT_S = 5.0
+"""How long a command waits for the brokers' first metadata answer before it gives up."""
+_quiet = logging.getLogger(__name__ + ".reachability")
+_quiet.propagate = False
+_quiet.addHandler(logging.NullHandler())
 
 
 class CliKafkaSettings(ServiceSettings):
@@ -25,6 +35,34 @@ def kafka_from_args(args: argparse.Namespace) -> KafkaSettings:
     if getattr(args, "bootstrap_servers", None):
         kafka = KafkaSettings(**{**kafka.model_dump(), "bootstrap_servers": args.bootstrap_servers})
     return kafka
+
+
+def require_reachable(kafka: KafkaSettings, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Ask the brokers for metadata once; raise :class:`BrokerUnavailable` naming the address and why.
+
+    Called before a command builds its producer or consumer: librdkafka retries an unreachable
+    broker forever and logs every attempt, so without this a command would hang or bury the
+    reason in log lines. The probe's own log lines are dropped; its first error is the reason.
+    """
+    errors: list[KafkaError] = []
+    config: dict[str, str | int | float | bool] = {**kafka.client_config("shopstream-cli-probe")}
+    admin = AdminClient(config, error_cb=errors.append, logger=_quiet)
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        admin.poll(0)  # serves the error callbacks that say why
+        raise BrokerUnavailable(f"cannot reach Kafka at {kafka.bootstrap_servers} within {timeout_s:g} s: "
+                                f"{_reason(errors, exc)}") from exc
+
+
+def _reason(errors: list[KafkaError], exc: KafkaException) -> str:
+    specific = [e for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN]
+    if not specific:
+        return str(exc.args[0].str() if exc.args else exc)
+    text = str(specific[0].str())
+    # "host:port/bootstrap: Connect to ... failed: Connection refused (after 0ms in state CONNECT)"
+    text = text.split(": ", 1)[1] if "/bootstrap: " in text else text
+    return text.split(" (after ", 1)[0]
 
 
 def positive_float(text: str) -> float:

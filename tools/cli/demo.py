@@ -22,7 +22,7 @@ from typing import Any
 from services.registry import SERVICE_MODULES, SHOP_SERVICES
 from shared.settings import KafkaSettings
 from tools.broker.errors import HarnessError
-from tools.cli.common import positive_float
+from tools.cli.common import positive_float, require_reachable
 from tools.cli.demo_view import DemoView, SampleTap
 from tools.cli.topics import deployment_topics
 from tools.loadgen.generator import LoadGenerator, sim_records
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"shopstream demo: logs in {run_dir}")
         bootstrap = args.bootstrap_servers or start_broker(stack, run_dir, args.broker)
         kafka = KafkaSettings(bootstrap_servers=bootstrap)
+        require_reachable(kafka)
         _create_topics(kafka, names, args.partitions)
         processes = start_services(stack, names, bootstrap, run_dir)
         if not wait_until(lambda: all(p.ready() or not p.alive() for p in processes.values()), 180, 0.5):

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.headers import DLQ_SUFFIX
 from shared.settings import KafkaSettings
-from tools.cli.common import add_bootstrap, kafka_from_args, subparsers
+from tools.cli.common import add_bootstrap, kafka_from_args, require_reachable, subparsers
 
 
 def register(sub: Any) -> None:
@@ -40,6 +40,7 @@ def dlq_name(topic: str) -> str:
 
 def read_all(kafka: KafkaSettings, topic: str) -> list[tuple[DeadLetter, bytes | None, bytes | None]]:
     """Every record currently on ``topic``, from the beginning to the end."""
+    require_reachable(kafka)
     consumer = Consumer({**kafka.client_config("shopstream-dlq"), "group.id": f"shopstream-dlq-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          # short: Tansu holds a group join until a session times out (10 s idle limit below)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.cli.common import add_bootstrap, fraction, kafka_from_args, positive_float, require
+from tools.cli.common import add_bootstrap, fraction, kafka_from_args, positive_float, require, require_reachable
 from tools.loadgen.datasets import REPLAY_SCENARIOS, default_data_dir, replay_records
 from tools.loadgen.generator import SIM_SCENARIOS, LoadGenerator, sim_records
 
@@ -44,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     records = replay_records(args.scenario, args.data_dir) if replay else sim_records(args.scenario, args.seed)
     if args.topic:
         records = ((args.topic, record) for _, record in records)
+    kafka = kafka_from_args(args)
+    require_reachable(kafka)
     generator = LoadGenerator(
-        kafka_from_args(args), records, rate=args.rate, count=args.count,
+        kafka, records, rate=args.rate, count=args.count,
         duration_s=args.duration, bad_fraction=args.bad_fraction, bursty=args.bursty, seed=args.seed,
     )
     worker = threading.Thread(target=generator.run, daemon=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-from tools.cli.common import add_bootstrap, kafka_from_args
+from tools.cli.common import add_bootstrap, kafka_from_args, require_reachable
 from tools.cli.describe import describe_record
 
 
@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     kafka = kafka_from_args(args)
+    require_reachable(kafka)
     consumer = Consumer({**kafka.client_config("shopstream-tail"), "group.id": f"shopstream-tail-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "isolation.level": "read_committed",
                          "session.timeout.ms": 6000})  # Tansu holds a group join until a session times out

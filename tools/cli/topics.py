@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from services.registry import SHOP_SERVICES, load_service
+from shared.runtime.topics import TopicSpecs, service_topics
 from shared.settings import KafkaSettings
-
-COMPACT = {"cleanup.policy": "compact"}
+from tools.cli.common import require_reachable
 
 
 def register(sub: Any) -> None:
@@ -18,27 +18,23 @@ def register(sub: Any) -> None:
         "create",
         help="create inputs, outputs, DLQs, changelogs and config topics (existing ones are kept)",
     )
-    create.add_argument("--bootstrap-servers", help="overrides each service's kafka.bootstrap_servers")
+    create.add_argument("--bootstrap-servers", "-b", help="overrides each service's kafka.bootstrap_servers")
     create.add_argument("--partitions", type=int, default=8, help="partitions per topic (default 8)")
     create.add_argument("--services", nargs="+", default=list(SHOP_SERVICES), choices=[*SHOP_SERVICES, "echo"])
     create.set_defaults(handler=run_create)
 
 
-def deployment_topics(services: list[str], partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
-    """name → (partitions, config) for every topic the given services read or write."""
-    topics: dict[str, tuple[int, dict[str, str]]] = {}
+def deployment_topics(services: list[str], partitions: int) -> TopicSpecs:
+    """name → (partitions, config) for every topic the given services read or write.
+
+    Each service's list comes from :func:`shared.runtime.topics.service_topics`, the one the
+    runtime creates its own topics from, so the two never disagree.
+    """
+    topics: TopicSpecs = {}
     for name in services:
         spec = load_service(name)
         settings = spec.settings_class()
-        scorer = spec.create_scorer(settings)
-        for topic in (settings.input_topic, settings.output_topic, settings.resolved_dlq_topic):
-            topics[topic] = (partitions, {})
-        for topic in scorer.extra_output_topics():
-            topics[topic] = (partitions, {})
-        for topic in scorer.config_topics():
-            topics[topic] = (1, COMPACT)
-        if scorer.stateful:
-            topics[settings.resolved_changelog_topic] = (partitions, COMPACT)
+        topics.update(service_topics(settings, spec.create_scorer(settings), partitions))
     return topics
 
 
@@ -50,6 +46,7 @@ def run_create(args: argparse.Namespace) -> int:
     kafka = first.kafka
     if args.bootstrap_servers:
         kafka = KafkaSettings(**{**kafka.model_dump(), "bootstrap_servers": args.bootstrap_servers})
+    require_reachable(kafka)
     ensure_topics(kafka, topics)
     for name, (partitions, config) in sorted(topics.items()):
         print(f"{name}\tpartitions={partitions}\t{','.join(f'{k}={v}' for k, v in config.items()) or '-'}")
