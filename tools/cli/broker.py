@@ -6,6 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+# imported here, not in run(): where the broker room is left out (the serving image), the CLI
+# then does not offer this command at all instead of failing when it is run
+from tools.broker.kafka import run_broker_forever
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
@@ -18,7 +22,5 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.broker.kafka import run_broker_forever
-
     run_broker_forever(port=args.port, data_dir=args.data_dir)
     return 0
