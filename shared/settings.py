@@ -154,6 +154,11 @@ class ServiceSettings(BaseSettings):
     """Defaults to ``shopstream.<service_name>``."""
     changelog_topic: str | None = None
     """Defaults to ``shopstream.<service_name>.state-changelog``; used only by stateful scorers."""
+    config_topic: str | None = None
+    """Compacted topic of operator settings (key → JSON object) that the runtime follows and hands
+    the scorer as ``LoadContext.config``; ``None``: no config topic."""
+    config_wait_s: float = Field(5.0, ge=0.0)
+    """At start, wait this long for the config topic to be read to its end before scoring."""
     instance_id: str | None = None
     """Stable per-replica id (e.g. the pod name); names the transactional id in exactly-once mode."""
     models_dir: Path = Path("models")

@@ -15,7 +15,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -125,22 +125,3 @@ class CompactedTopicReader:
                 logger.warning("config topic %s: %s", self.topic, err.str())
             return
         self._values = apply_record(self._values, msg.key(), msg.value())
-
-
-class ConfigTopicSettings(Protocol):
-    kafka: KafkaSettings
-    service_name: str
-    config_topic: str | None
-    config_wait_s: float
-
-
-def start_reader(settings: ConfigTopicSettings) -> CompactedTopicReader | None:
-    """The service's config-topic reader, started and caught up (up to ``config_wait_s``; a warning
-    and serving anyway past that), or ``None`` when no config topic is set."""
-    if not settings.config_topic:
-        return None
-    reader = CompactedTopicReader(settings.kafka, settings.config_topic, f"{settings.service_name}-config")
-    reader.start()
-    if not reader.wait_caught_up(settings.config_wait_s):
-        logger.warning("config topic %s not read to its end yet; serving anyway", settings.config_topic)
-    return reader

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -49,7 +50,7 @@ class DeadLetterRecord:
 class RecordDecoder:
     """Validates records against a scorer's input schema and key rules."""
 
-    def __init__(self, scorer: Scorer[BaseModel], service: str, max_bytes: int, max_message_chars: int) -> None:
+    def __init__(self, scorer: Scorer[Any], service: str, max_bytes: int, max_message_chars: int) -> None:
         self._scorer = scorer
         self._schema = scorer.input_schema
         self._service = service

@@ -15,8 +15,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from shared.kafka.protocols import ConsumerLike, ProducerLike
 from shared.runtime.offsets import DeliveryUnit, WatermarkTracker
 
 logger = logging.getLogger(__name__)
@@ -36,17 +37,39 @@ class OutRecord(NamedTuple):
 UnitDone = Callable[[DeliveryUnit], None]
 
 
+class Rewinds(NamedTuple):
+    """Partitions to score again, handed out once by :meth:`Delivery.take_rewinds`."""
+
+    offsets: dict[int, int]
+    """partition → offset to seek back to (the first offset of its oldest failed unit)."""
+    aborted: frozenset[int]
+    """Partitions whose exactly-once transaction aborted: their state must be restored again."""
+
+
 class Delivery(ABC):
     """Common produce path; subclasses decide when input offsets are committed."""
 
-    def __init__(self, producer: Producer, input_topic: str, on_unit_done: UnitDone) -> None:
+    def __init__(self, producer: ProducerLike, input_topic: str, on_unit_done: UnitDone) -> None:
         self.producer = producer
         self.input_topic = input_topic
         self.tracker = WatermarkTracker()
         self._on_unit_done = on_unit_done
-        self.rewind: dict[int, int] = {}
+        self._rewind: dict[int, int] = {}
         """partition → offset to seek back to after a failed unit."""
+        self._aborted: set[int] = set()
         self._last_refusal = ""
+
+    def take_rewinds(self) -> Rewinds:
+        """The partitions to rewind since the last call (each handed out once)."""
+        rewinds = Rewinds(self._rewind, frozenset(self._aborted & set(self._rewind)))
+        self._rewind, self._aborted = {}, set()
+        return rewinds
+
+    def _fail_unit(self, unit: DeliveryUnit) -> None:
+        """Forget a failed unit's partitions and ask for them to be rewound to its first offsets."""
+        for partition, first in unit.first_offsets.items():
+            self._rewind[partition] = min(self._rewind.get(partition, first), first)
+        self.tracker.forget_partitions(set(unit.first_offsets))  # empties the unit's offsets: last
 
     def _produce(self, record: OutRecord, callback: Callable[[KafkaError | None, object], None] | None) -> None:
         # librdkafka's partitioner picks by key when the partition is -1 (RD_KAFKA_PARTITION_UA)
@@ -73,11 +96,11 @@ class Delivery(ABC):
                 return
 
     @abstractmethod
-    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
+    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: ConsumerLike) -> None:
         """Produce one batch's records; commit its input offsets when the strategy says so."""
 
     def maybe_commit(  # noqa: B027 — a hook: exactly-once commits inside its transactions instead
-        self, consumer: Consumer, force: bool = False, partitions: set[int] | None = None
+        self, consumer: ConsumerLike, force: bool = False, partitions: set[int] | None = None
     ) -> None:
         """Commit what is safe (at-least-once); exactly-once commits inside transactions."""
 
@@ -86,12 +109,12 @@ class Delivery(ABC):
 
 
 class AtLeastOnce(Delivery):
-    def __init__(self, producer: Producer, input_topic: str, on_unit_done: UnitDone, interval_ms: int) -> None:
+    def __init__(self, producer: ProducerLike, input_topic: str, on_unit_done: UnitDone, interval_ms: int) -> None:
         super().__init__(producer, input_topic, on_unit_done)
         self._interval_s = interval_ms / 1000
         self._last_commit = 0.0
 
-    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
+    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: ConsumerLike) -> None:
         unit.pending = len(records) + 1  # +1 guards against settling while still producing
         unit.on_settled = self._settled
         for record in records:
@@ -103,14 +126,12 @@ class AtLeastOnce(Delivery):
             return
         if unit.failed:
             logger.warning("delivery failed for unit %d (partitions %s)", unit.unit_id, sorted(unit.first_offsets))
-            for partition, first in unit.first_offsets.items():
-                self.rewind[partition] = min(self.rewind.get(partition, first), first)
-            self.tracker.forget_partitions(set(unit.first_offsets))
+            self._fail_unit(unit)
         else:
             self.tracker.finish(unit)
         self._on_unit_done(unit)
 
-    def maybe_commit(self, consumer: Consumer, force: bool = False, partitions: set[int] | None = None) -> None:
+    def maybe_commit(self, consumer: ConsumerLike, force: bool = False, partitions: set[int] | None = None) -> None:
         now = time.monotonic()
         if not force and now - self._last_commit < self._interval_s:
             return
@@ -134,16 +155,14 @@ class AtLeastOnce(Delivery):
 class ExactlyOnce(Delivery):
     """One transaction per batch: records, then ``send_offsets_to_transaction``, then commit."""
 
-    def __init__(self, producer: Producer, input_topic: str, on_unit_done: UnitDone, timeout_s: float) -> None:
+    def __init__(self, producer: ProducerLike, input_topic: str, on_unit_done: UnitDone, timeout_s: float) -> None:
         super().__init__(producer, input_topic, on_unit_done)
         self._timeout_s = timeout_s
-        self.aborted: set[int] = set()
-        """Partitions whose state must be restored again after an aborted transaction."""
 
     def start(self) -> None:
         self.producer.init_transactions(self._timeout_s)
 
-    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: Consumer) -> None:
+    def publish(self, unit: DeliveryUnit, records: Sequence[OutRecord], consumer: ConsumerLike) -> None:
         self.producer.begin_transaction()
         try:
             for record in records:
@@ -173,7 +192,5 @@ class ExactlyOnce(Delivery):
             raise exc  # fenced or fatal: only a restart with a fresh producer can go on
         logger.warning("transaction aborted, rewinding partitions %s: %s", sorted(unit.first_offsets), error)
         self.producer.abort_transaction(self._timeout_s)
-        self.tracker.forget_partitions(set(unit.first_offsets))
-        for partition, first in unit.first_offsets.items():
-            self.rewind[partition] = min(self.rewind.get(partition, first), first)
-        self.aborted.update(unit.first_offsets)
+        self._aborted.update(unit.first_offsets)
+        self._fail_unit(unit)

@@ -1,8 +1,9 @@
 """One small HTTP server per service: ``/metrics``, ``/healthz`` and ``/readyz``.
 
 ``/healthz`` answers 200 while the loop has turned recently (a wedged loop fails it, so the
-orchestrator restarts the pod). ``/readyz`` answers 200 only while the model is loaded,
-the consumer has joined its group and scoring is not failing. Nothing else is served.
+orchestrator restarts the pod). ``/readyz`` answers 200 only while :meth:`HealthState.ready`;
+otherwise it names every reason, each derived from a flag (never "not ready: ready").
+Nothing else is served.
 """
 
 from __future__ import annotations
@@ -20,25 +21,55 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class HealthState:
-    """Flags the loop sets; read by the HTTP threads."""
+    """The service's readiness, as flags; the reasons it is not ready are computed from them.
+
+    The loop and the client callbacks set the flags; the HTTP threads read them. Nothing stores a
+    reason: a flag cleared is a reason gone, so recovering from one failure can never hide another.
+    """
 
     liveness_timeout_s: float = 60.0
     model_loaded: bool = False
     joined: bool = False
-    failing: bool = False
+    """The consumer has joined its group and been assigned partitions at least once."""
+    scorer_failing: str | None = None
+    """The scorer's last exception class while a batch waits to be retried."""
+    produce_failing: bool = False
+    """The last delivery unit failed (its partitions rewind); cleared by one that succeeds."""
     brokers_down: bool = False
     """No Kafka broker reachable: nothing can be consumed or published until one is back."""
     denied: str | None = None
     """Why Kafka refused this service (an authorization error); it cannot make progress."""
-    reason: str = "starting"
+    fatal: str | None = None
+    """A fatal client error: the process exits for a restart."""
     last_loop_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def failing(self) -> bool:
+        """The scorer raised, or a client died: the service is not scoring."""
+        return self.scorer_failing is not None or self.fatal is not None
+
+    def reasons(self) -> list[str]:
+        """Why the service is not ready, most fundamental first; empty when ready."""
+        flagged = [
+            (self.fatal is not None, f"fatal kafka error: {self.fatal}"),
+            (self.denied is not None, f"denied by kafka: {self.denied}"),
+            (self.brokers_down, "all brokers down"),
+            (not self.model_loaded, "model not loaded"),
+            (not self.joined, "not joined to the consumer group"),
+            (self.scorer_failing is not None, f"scorer failing: {self.scorer_failing}"),
+            (self.produce_failing, "produce failing"),
+        ]
+        return [reason for on, reason in flagged if on]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons()) or "ready"
 
     def alive(self) -> bool:
         return time.monotonic() - self.last_loop_at < self.liveness_timeout_s
 
     def ready(self) -> bool:
-        return (self.model_loaded and self.joined and not self.failing and not self.brokers_down
-                and self.denied is None)
+        return not self.reasons()
 
 
 class HealthServer:
@@ -65,8 +96,9 @@ class HealthServer:
                     ok = state.alive()
                     self._send(200 if ok else 503, b"ok\n" if ok else b"loop stalled\n")
                 elif self.path == "/readyz":
-                    ok = state.ready()
-                    self._send(200 if ok else 503, b"ready\n" if ok else f"not ready: {state.reason}\n".encode())
+                    reasons = state.reasons()
+                    body = f"not ready: {'; '.join(reasons)}\n" if reasons else "ready\n"
+                    self._send(503 if reasons else 200, body.encode())
                 else:
                     self._send(404, b"not found\n")
 

@@ -130,10 +130,6 @@ class Scorer(ABC, Generic[EventT]):
         """Topics besides the main output this scorer writes (for topic creation and ACLs)."""
         return ()
 
-    def config_topics(self) -> Sequence[str]:
-        """Compacted topics this scorer reads settings from (created by ``topics create``)."""
-        return ()
-
     def on_assign(self, partitions: Sequence[int]) -> None:
         """Hook: partitions of the input topic were assigned (state already restored)."""
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from shared.runtime.app import ServiceApp
 from shared.runtime.batcher import Batcher
 from shared.runtime.codec import DeadLetterRecord, RecordDecoder
-from shared.runtime.echo import EchoScorer
+from shared.runtime.echo import EchoScorer, EchoSettings
 from shared.runtime.offsets import WatermarkTracker
 from shared.runtime.scorer import Event
 from shared.runtime.state import StateStore
 from shared.schemas import headers as h
+from tests.support.fake_kafka import FakeClients
 from tests.support.stubs import StubMessage
 
 
@@ -200,18 +205,23 @@ def test_bulk_histogram_observation_matches_one_by_one() -> None:
 
 
 def test_a_consumer_fatal_error_event_stops_the_loop_even_without_the_fatal_flag() -> None:
-    """librdkafka hands a dead consumer's fatal error to poll() as code _FATAL with fatal() False
+    """librdkafka hands a dead consumer's fatal error to consume() as code _FATAL with fatal() False
     (seen after a coordinator failover fenced a static member): the service must not poll it forever."""
-    from confluent_kafka import KafkaError
-
-    from shared.runtime.app import ServiceApp
-    from shared.runtime.echo import EchoSettings
-
     settings = EchoSettings()
-    app = ServiceApp(settings, EchoScorer(settings))
-    app._accept(StubMessage(None, _error=KafkaError(KafkaError._TRANSPORT)))
-    assert not app.health.failing  # a transient error: librdkafka retries it
+    clients = FakeClients(settings.input_topic)
+    app = ServiceApp(settings, EchoScorer(), clients=clients)
+    assert app.state is None, "the echo scorer is stateless unless asked (its first parameter is stateful)"
+    loop = app.start()
+    clients.consumer_.assign([0])
+    clients.consumer_.errors = [StubMessage(None, _error=KafkaError(KafkaError._TRANSPORT))]
+    loop.turn()
+    loop.turn()  # a transient error: librdkafka retries it
+    assert not app.health.failing
     fenced = KafkaError(KafkaError._FATAL, "Static consumer fenced by other consumer with same group.instance.id")
     assert not fenced.fatal()
-    app._accept(StubMessage(None, _error=fenced))
-    assert app.health.failing and app._fatal is fenced
+    clients.consumer_.errors = [StubMessage(None, _error=fenced)]
+    loop.turn()
+    assert app.health.failing and app.events.fatal is fenced
+    assert app.health.reasons() == ["fatal kafka error: _FATAL"]
+    with pytest.raises(KafkaException):
+        loop.turn()

@@ -1,0 +1,63 @@
+"""What the runtime needs of a Kafka consumer and producer, as structural types.
+
+``confluent_kafka.Consumer`` and ``Producer`` satisfy these protocols; so do the in-memory fakes
+of the unit tests, which is what lets pause, rewind and rebalance logic be tested without a broker.
+Only the calls the runtime makes are listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, overload
+
+from confluent_kafka import KafkaError, TopicPartition
+
+RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
+"""``(consumer, partitions)``, called from inside ``consume()`` during a rebalance."""
+DeliveryCallback = Callable[[KafkaError | None, Any], None]
+"""``(error or None, message)``, called from ``poll()``/``flush()`` once per produced record."""
+OutHeaders = list[tuple[str, str | bytes | None]]
+
+
+class ConsumerLike(Protocol):
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None: ...
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> Sequence[Any]: ...
+    def assignment(self) -> list[TopicPartition]: ...
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+    def seek(self, partition: TopicPartition) -> None: ...
+    @overload
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: Literal[True] = ...) -> None: ...
+    @overload
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: Literal[False]) -> list[TopicPartition]: ...
+    def consumer_group_metadata(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+class ProducerLike(Protocol):
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int = -1,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+        headers: OutHeaders | None = None,
+    ) -> None: ...
+    def poll(self, timeout: float = -1) -> int: ...
+    def flush(self, timeout: float = -1) -> int: ...
+    def __len__(self) -> int: ...
+    def init_transactions(self, timeout: float = -1) -> None: ...
+    def begin_transaction(self) -> None: ...
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float = -1
+    ) -> None: ...
+    def commit_transaction(self, timeout: float = -1) -> None: ...
+    def abort_transaction(self, timeout: float = -1) -> None: ...

@@ -1,0 +1,215 @@
+"""The one loop: poll → decode → micro-batch → score → publish → commit, one turn at a time.
+
+A turn never blocks on the consumer past the open batch's deadline (nor past a retry's time).
+A scorer that raises does not get a loop of its own: its batch is kept aside with the time of its
+next try (:class:`Retry`), consumption pauses, and the turns go on serving the consumer group,
+the producer's acknowledgements and the offset commits until the retry is due. The batch is then
+scored again, against the state as it was before the failed try, and consumption resumes once it
+succeeds. Failed deliveries come back from :meth:`Delivery.take_rewinds` and are applied here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from confluent_kafka import TopicPartition
+
+from shared.kafka.message import MessageLike
+from shared.kafka.protocols import ConsumerLike
+from shared.runtime.batcher import Batcher
+from shared.runtime.codec import DeadLetterRecord, RecordDecoder
+from shared.runtime.delivery import Delivery
+from shared.runtime.events import ClientEvents
+from shared.runtime.health import HealthState
+from shared.runtime.metrics import RuntimeMetrics
+from shared.runtime.pause import Backoff, PauseController
+from shared.runtime.pipeline import BatchPipeline
+from shared.runtime.rebalance import Assignment
+from shared.runtime.records import Pending
+from shared.runtime.scorer import Scorer
+from shared.runtime.state import StateStore
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL_S = 0.1
+MAX_POLL_RECORDS = 1000
+
+
+@dataclass(slots=True)
+class Retry:
+    """A batch the scorer failed on, kept aside until ``due_at`` (monotonic seconds)."""
+
+    batch: list[Pending]
+    due_at: float
+
+
+@dataclass(slots=True)
+class LoopParts:
+    """What the loop turns: the clients and the runtime's parts, wired by :class:`ServiceApp`."""
+
+    scorer: Scorer[Any]
+    state: StateStore | None
+    metrics: RuntimeMetrics
+    health: HealthState
+    consumer: ConsumerLike
+    delivery: Delivery
+    pipeline: BatchPipeline
+    decoder: RecordDecoder
+    batcher: Batcher[Pending]
+    pauses: PauseController
+    events: ClientEvents
+    assignment: Assignment
+    restore: Callable[[Iterable[int]], object]
+    scorer_backoff: Backoff
+    max_inflight: int
+    clock: Callable[[], float] = time.monotonic
+
+
+class StreamLoop:
+    def __init__(self, parts: LoopParts) -> None:
+        self.parts = parts
+        self.dead: list[DeadLetterRecord] = []
+        self.retry: Retry | None = None
+        service, topic = parts.metrics.service, parts.assignment.topic
+        self._consumed_total = parts.metrics.consumed.labels(service, topic)
+
+    def turn(self) -> None:
+        """One pass: rewinds and pauses, one poll, a batch if one is due, acks and commits."""
+        p = self.parts
+        p.events.raise_if_fatal()
+        p.health.last_loop_at = time.monotonic()  # read against the real clock by /healthz
+        self._apply_rewinds()
+        p.pauses.resume_expired()
+        p.pauses.backpressure(max(p.delivery.inflight(), p.delivery.tracker.pending_records()), p.max_inflight)
+        messages = p.consumer.consume(num_messages=min(max(p.batcher.room, 1), MAX_POLL_RECORDS),
+                                      timeout=self.poll_timeout())
+        for msg in messages:
+            self._accept(cast(MessageLike, msg))
+        self._consumed_total.inc(len(messages))
+        self._flush_if_due()
+        p.delivery.producer.poll(0)
+        p.delivery.maybe_commit(p.consumer)
+        p.scorer.between_batches()
+        self._update_gauges()
+
+    def poll_timeout(self) -> float:
+        """How long this turn may wait for records: never past what is due next."""
+        p = self.parts
+        until = self.retry.due_at - p.clock() if self.retry is not None else p.batcher.seconds_until_due()
+        return min(max(until, 0.0), IDLE_POLL_S)
+
+    def _accept(self, msg: MessageLike) -> None:
+        err = msg.error()
+        if err is not None:
+            self.parts.events.on_consume_error(err)
+            return
+        decoded = self.parts.decoder.decode(msg)
+        if isinstance(decoded, DeadLetterRecord):
+            self.dead.append(decoded)
+        else:
+            self.parts.batcher.add(Pending(decoded, msg, time.monotonic()), decoded.timestamp_ms)
+
+    def _flush_if_due(self) -> None:
+        if self.retry is not None:
+            if self.parts.clock() >= self.retry.due_at:
+                self.run_batch(self.retry.batch)
+        elif self.parts.batcher.is_due() or self.dead:
+            self.run_batch(self._take())
+
+    def _take(self) -> list[Pending]:
+        batch = self.parts.batcher.take()
+        if batch:
+            wait = time.monotonic() - batch[0].arrived_at
+            self.parts.metrics.queue_wait.labels(self.parts.metrics.service).observe(wait)
+        return batch
+
+    def run_batch(self, batch: list[Pending]) -> None:
+        """Score ``batch`` (kept for a retry if the scorer raises), then publish it and the dead letters."""
+        p = self.parts
+        results: list[Any] = []
+        if batch:
+            try:
+                scored, elapsed = p.pipeline.score(batch)
+            except Exception as exc:
+                self._scoring_failed(batch, exc)
+                return
+            results = list(scored)
+            self._scoring_succeeded(elapsed)
+        dead, self.dead = self.dead, []
+        p.pipeline.publish(p.consumer, batch, results, dead, p.assignment)
+
+    def _scoring_failed(self, batch: list[Pending], exc: Exception) -> None:
+        p = self.parts
+        delay = p.scorer_backoff.failed()
+        first = batch[0].event
+        logger.error(
+            "scoring failed for %d events (first partition=\"%s[%d]\" offset=%d), retrying in %.1fs: %r",
+            len(batch), first.topic, first.partition, first.offset, delay, exc,
+        )
+        p.metrics.errors.labels(p.metrics.service, "scoring").inc()
+        p.health.scorer_failing = type(exc).__name__
+        p.pauses.pause("scorer")
+        self.retry = Retry(batch, p.clock() + delay)
+
+    def _scoring_succeeded(self, elapsed_s: float) -> None:
+        self.parts.batcher.observe_inference(elapsed_s * 1000)
+        if self.retry is not None:
+            logger.info("scorer recovered; resuming consumption")
+            self._end_retry()
+
+    def _end_retry(self) -> None:
+        self.retry = None
+        self.parts.scorer_backoff.reset()
+        self.parts.health.scorer_failing = None
+        self.parts.pauses.resume("scorer")
+
+    def drop_partitions(self, numbers: set[int]) -> int:
+        """Forget the unscored events of ``numbers`` (revoked or rewound); returns how many."""
+        dropped = self.parts.batcher.drop(lambda p: p.event.partition not in numbers)
+        self.dead = [d for d in self.dead if d.partition not in numbers]
+        if self.retry is not None:
+            kept = [p for p in self.retry.batch if p.event.partition not in numbers]
+            dropped += len(self.retry.batch) - len(kept)
+            self.retry.batch = kept
+            if not kept:  # nothing left to retry: the next batch tells whether the scorer works
+                self._end_retry()
+        return dropped
+
+    def _apply_rewinds(self) -> None:
+        """Seek partitions back after a failed delivery or an aborted transaction."""
+        p = self.parts
+        rewinds = p.delivery.take_rewinds()
+        offsets = {part: o for part, o in rewinds.offsets.items() if part in p.assignment}
+        if not offsets:
+            return
+        logger.warning("rewinding partitions %s to score them again", offsets)
+        self.drop_partitions(set(offsets))
+        aborted = rewinds.aborted & set(offsets)
+        if p.state is not None and aborted:
+            p.state.drop_partitions(aborted)
+            p.restore(sorted(aborted))
+        for partition, offset in offsets.items():
+            p.consumer.seek(TopicPartition(p.assignment.topic, partition, offset))
+
+    def _update_gauges(self) -> None:
+        p = self.parts
+        service = p.metrics.service
+        p.metrics.inflight.labels(service).set(p.delivery.inflight())
+        p.metrics.ready.labels(service).set(1 if p.health.ready() else 0)
+        if p.state is not None:
+            p.metrics.state_entries.labels(service).set(len(p.state))
+
+    def drain(self, deadline: float) -> None:
+        """Finish the open batch (unless the scorer is failing), flush and commit, by ``deadline``
+        (``time.monotonic()`` seconds: the shutdown deadline is real time)."""
+        p = self.parts
+        logger.info("draining: %d buffered events", len(p.batcher))
+        if self.retry is None and (len(p.batcher) or self.dead):
+            self.run_batch(self._take())
+        remaining = p.delivery.producer.flush(max(deadline - time.monotonic(), 0.1))
+        p.delivery.maybe_commit(p.consumer, force=True)
+        logger.info("drained (%d records still unacknowledged)", remaining)
