@@ -88,7 +88,7 @@ class RuntimeMetrics:
             "shopstream_rebalances", "Partition assignments and revocations", ["service", "kind"], registry=r
         )
         self.errors = Counter(
-            "shopstream_errors", "Errors by kind (scoring, kafka, commit, produce)", ["service", "kind"], registry=r
+            "shopstream_errors", "Errors by kind (scoring, kafka, produce)", ["service", "kind"], registry=r
         )
         self.ready = Gauge("shopstream_ready", "1 while the service reports ready", ["service"], registry=r)
         self.paused = Gauge(
