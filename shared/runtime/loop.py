@@ -1,6 +1,11 @@
 """The one loop: poll → decode → micro-batch → score → publish → commit, one turn at a time.
 
-A turn never blocks on the consumer past the open batch's deadline (nor past a retry's time).
+A turn takes what the consumer has ready without waiting, and blocks only when there is nothing
+to do: no open batch, no dead letters, no retry due; then until the next record arrives, a retry
+falls due, or :data:`IDLE_POLL_S` passes. A batch is scored as soon as the consumer has nothing
+more ready ("batch what is there"): a lone event never waits for company that is not coming, and
+under load, records that arrive while a batch is scored make the next batch larger by themselves.
+``max_wait_ms`` only lets a batch grow while the consumer keeps handing over records.
 A scorer that raises does not get a loop of its own: its batch is kept aside with the time of its
 next try (:class:`Retry`), consumption pauses, and the turns go on serving the consumer group,
 the producer's acknowledgements and the offset commits until the retry is due. The batch is then
@@ -36,6 +41,9 @@ from shared.runtime.state import StateStore
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1
+ACK_POLL_S = 0.005
+"""The longest idle wait while produced records await their acknowledgement: acks are served
+between polls, and the offsets they release are committed no later than this after they come."""
 MAX_POLL_RECORDS = 1000
 
 
@@ -85,21 +93,36 @@ class StreamLoop:
         self._apply_rewinds()
         p.pauses.resume_expired()
         p.pauses.backpressure(max(p.delivery.inflight(), p.delivery.tracker.pending_records()), p.max_inflight)
-        messages = p.consumer.consume(num_messages=min(max(p.batcher.room, 1), MAX_POLL_RECORDS),
-                                      timeout=self.poll_timeout())
+        wanted = min(max(p.batcher.room, 1), MAX_POLL_RECORDS)
+        messages = self._poll(wanted)
         for msg in messages:
             self._accept(cast(MessageLike, msg))
         self._consumed_total.inc(len(messages))
-        self._flush_if_due()
+        self._flush_if_due(drained=len(messages) < wanted)
         p.delivery.producer.poll(0)
         p.delivery.maybe_commit(p.consumer)
         p.scorer.between_batches()
         self._update_gauges()
 
-    def poll_timeout(self) -> float:
-        """How long this turn may wait for records: never past what is due next."""
+    def _poll(self, wanted: int) -> list[Any]:
+        """What the consumer has ready now; if nothing and nothing else is to be done, wait for
+        the first record (``consume`` would wait for all ``wanted`` of them) and take the rest."""
         p = self.parts
-        until = self.retry.due_at - p.clock() if self.retry is not None else p.batcher.seconds_until_due()
+        messages = list(p.consumer.consume(num_messages=wanted, timeout=0))
+        if messages or len(p.batcher) or self.dead:
+            return messages
+        first = p.consumer.poll(self.poll_timeout())
+        if first is None:
+            return []
+        return [first, *p.consumer.consume(num_messages=wanted - 1, timeout=0)] if wanted > 1 else [first]
+
+    def poll_timeout(self) -> float:
+        """How long an idle turn may wait for a record: never past a retry's time, and briefly
+        while acknowledgements are awaited."""
+        p = self.parts
+        until = self.retry.due_at - p.clock() if self.retry is not None else IDLE_POLL_S
+        if p.delivery.inflight():
+            until = min(until, ACK_POLL_S)
         return min(max(until, 0.0), IDLE_POLL_S)
 
     def _accept(self, msg: MessageLike) -> None:
@@ -107,17 +130,21 @@ class StreamLoop:
         if err is not None:
             self.parts.events.on_consume_error(err)
             return
+        if msg.partition() not in self.parts.assignment:
+            return  # revoked by a rebalance inside the call that fetched it: its next owner reads it
         decoded = self.parts.decoder.decode(msg)
         if isinstance(decoded, DeadLetterRecord):
             self.dead.append(decoded)
         else:
             self.parts.batcher.add(Pending(decoded, msg, time.monotonic()), decoded.timestamp_ms)
 
-    def _flush_if_due(self) -> None:
+    def _flush_if_due(self, drained: bool) -> None:
+        """``drained``: the consumer had nothing more ready, so waiting would only add latency."""
+        batcher = self.parts.batcher
         if self.retry is not None:
             if self.parts.clock() >= self.retry.due_at:
                 self.run_batch(self.retry.batch)
-        elif self.parts.batcher.is_due() or self.dead:
+        elif batcher.is_due() or self.dead or (drained and len(batcher)):
             self.run_batch(self._take())
 
     def _take(self) -> list[Pending]:

@@ -45,6 +45,11 @@ class FakeConsumer:
         """Error events the next ``consume`` returns before any record."""
         self.timeouts: list[float] = []
         """The timeout of every ``consume`` call."""
+        self.poll_timeouts: list[float] = []
+        """The timeouts of idle waits for a first record (``poll``)."""
+        self.revoke_during_next_consume: list[int] = []
+        """Partitions the next ``consume`` revokes after taking its records, as librdkafka serves
+        a rebalance inside the call that also returns records fetched before it."""
         self.closed = False
         self._callbacks: dict[str, RebalanceCallback | None] = {}
 
@@ -93,7 +98,16 @@ class FakeConsumer:
             taken = records[: max(num_messages - len(out), 0)]
             self.position[partition] += len(taken)
             out.extend(taken)
+        if self.revoke_during_next_consume:
+            revoked, self.revoke_during_next_consume = self.revoke_during_next_consume, []
+            self.revoke(revoked)
         return out
+
+    def poll(self, timeout: float = -1) -> StubMessage | None:
+        self.poll_timeouts.append(timeout)
+        taken = self.consume(1, timeout)
+        self.timeouts.pop()
+        return taken[0] if taken else None
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(self.topic, p) for p in sorted(self.assigned)]

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError
 from shared.errors import ScoringError
 from shared.runtime.app import ServiceApp
 from shared.runtime.echo import EchoEvent, EchoScorer, EchoSettings
-from shared.runtime.loop import IDLE_POLL_S, StreamLoop
+from shared.runtime.loop import ACK_POLL_S, IDLE_POLL_S, StreamLoop
 from shared.runtime.scorer import Event, ScoreResult
 from shared.schemas import headers as h
 from shared.settings import RuntimeSettings
@@ -137,15 +137,38 @@ def test_retries_back_off_exponentially_and_the_poll_never_outlasts_the_retry() 
     assert t.loop.retry is None and t.outputs() == [(1, 0, 1)]
 
 
-def test_the_poll_waits_no_longer_than_the_open_batch() -> None:
-    t = harness(max_wait_ms=30)
+def test_an_idle_turn_waits_for_the_first_record_and_never_blocks_with_work_in_hand() -> None:
+    t = harness(max_wait_ms=30_000)
     t.loop.turn()
-    assert t.consumer.timeouts[-1] == IDLE_POLL_S, "idle: the longest poll"
+    assert t.consumer.poll_timeouts == [IDLE_POLL_S], "idle: one wait for the next record"
+    assert t.consumer.timeouts == [0], "what is ready is taken without waiting"
+
+
+def test_a_lone_event_is_scored_in_the_turn_that_reads_it_whatever_max_wait_ms() -> None:
+    t = harness(max_wait_ms=30_000)
     t.add(0, "u1")
-    t.loop.turn()  # the event opens a batch due in 30 ms
-    assert len(t.loop.parts.batcher) == 1
     t.loop.turn()
-    assert 0 <= t.consumer.timeouts[-1] <= 0.03
+    assert len(t.loop.parts.batcher) == 0 and t.producer.values("out") != [], "no waiting for company"
+    assert all(timeout == 0 for timeout in t.consumer.timeouts)
+
+
+def test_under_load_batches_fill_to_the_batch_size() -> None:
+    scorer = FlakyEcho()
+    t = harness(scorer, max_wait_ms=30_000, max_batch_size=4)
+    t.add(0, *[f"u{i}" for i in range(10)])
+    for _ in range(3):
+        t.loop.turn()
+    assert [len(call) for call in scorer.calls] == [4, 4, 2], "full batches while records are ready, then the rest"
+
+
+def test_the_idle_wait_is_short_while_acknowledgements_are_awaited() -> None:
+    t = harness()
+    t.producer.hold = True
+    t.add(0, "u1")
+    t.loop.turn()
+    t.loop.turn()
+    assert t.consumer.poll_timeouts[-1] == ACK_POLL_S
+
 
 
 def test_a_failed_delivery_rewinds_the_partition_and_scores_it_again() -> None:
@@ -168,8 +191,9 @@ def test_a_failed_delivery_rewinds_the_partition_and_scores_it_again() -> None:
     assert t.consumer.committed == {0: 2, 1: 1} and t.app.health.ready()
 
 
-def test_revoke_commits_done_work_and_drops_the_partitions_unscored_events() -> None:
-    t = harness(max_batch_size=3, max_wait_ms=60_000, commit_interval_ms=60_000)
+def test_revoke_commits_done_work_and_drops_the_records_of_the_partition_in_hand() -> None:
+    scorer = FlakyEcho()
+    t = harness(scorer, max_batch_size=3, max_wait_ms=60_000, commit_interval_ms=60_000)
     t.add(0, "a", "b", "c")
     t.loop.turn()  # a full batch: scored, acknowledged and (first commit) committed
     t.add(0, "d", "e", "f")
@@ -177,12 +201,11 @@ def test_revoke_commits_done_work_and_drops_the_partitions_unscored_events() -> 
     assert t.consumer.committed == {0: 3}
     t.add(0, "g")
     t.add(1, "h")
-    t.loop.turn()  # both wait in the open batch
-    assert len(t.loop.parts.batcher) == 2
-    t.consumer.revoke([0])
+    t.consumer.revoke_during_next_consume = [0]
+    t.loop.turn()  # the fetch hands over g and h; the rebalance in the same call takes partition 0
     assert t.consumer.commits[-1] == {0: 6}, "the done work of the leaving partition is committed"
-    assert [p.event.partition for p in t.loop.parts.batcher.take()] == [1], "its unscored event is dropped"
-    assert t.app.state is not None and t.app.state.snapshot(0) == {}
+    assert scorer.calls[-1] == [(1, 0)], "the leaving partition's record is left to its next owner"
+    assert t.app.state is not None and t.app.state.snapshot(0) == {}, "and writes no state for it"
     assert t.app.assignment.partitions == {1}
 
 
