@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_UNAVAILABLE = "model_unavailable"
 """First reason code of every decision taken without the model."""
+_BY_THRESHOLDS_PASSED: tuple[Decision, ...] = ("approve", "review", "decline")
 
 
 def decide(probability: float, settings: FraudSettings) -> Decision:
@@ -45,20 +47,38 @@ def fallback(
     return score, decisions, why
 
 
+def decide_all(probability: np.ndarray, settings: FraudSettings) -> list[Decision]:
+    """:func:`decide` over a batch: two comparisons per batch, not two per payment.
+
+    The settings validator guarantees ``review_threshold <= decline_threshold``, so the number
+    of thresholds a probability reaches names its decision.
+    """
+    passed = (probability >= settings.review_threshold).astype(np.intp) + (probability >= settings.decline_threshold)
+    return [_BY_THRESHOLDS_PASSED[n] for n in passed.tolist()]
+
+
 def outputs_for(
-    txn: Transaction,
-    probability: float,
-    decision: Decision,
-    reasons: tuple[str, ...],
+    txns: Sequence[Transaction],
+    probability: np.ndarray,
+    decisions: Sequence[Decision],
+    reasons: Sequence[tuple[str, ...]],
     model_version: str,
     settings: FraudSettings,
-) -> Scored:
-    """The score record, plus the same record on the alerts topic for a decline."""
-    record = FraudScore(
-        txn_id=txn.txn_id, user_id=txn.user_id, probability=min(max(probability, 0.0), 1.0), decision=decision,
-        reasons=reasons, model_version=model_version, event_ts_ms=txn.ts_ms,
-    )  # fmt: skip
-    outputs = [Output(value=record)]
-    if decision == "decline":
-        outputs.append(Output(value=record, topic=settings.alerts_topic))
-    return Scored(outputs)
+) -> list[Scored]:
+    """Per payment, the score record, plus the same record on the alerts topic for a decline.
+
+    The records stay validated: pydantic-core validates a flat record in about half the time
+    ``model_construct`` takes to skip it (measured with pydantic 2.14).
+    """
+    clipped = np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0).tolist()
+    scored = []
+    for txn, p, decision, why in zip(txns, clipped, decisions, reasons, strict=True):
+        record = FraudScore(
+            txn_id=txn.txn_id, user_id=txn.user_id, probability=p, decision=decision, reasons=why,
+            model_version=model_version, event_ts_ms=txn.ts_ms,
+        )  # fmt: skip
+        outputs = [Output(value=record)]
+        if decision == "decline":
+            outputs.append(Output(value=record, topic=settings.alerts_topic))
+        scored.append(Scored(outputs))
+    return scored

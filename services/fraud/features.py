@@ -7,7 +7,6 @@ the runtime's keyed state store. Nothing else computes a feature.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,15 +104,12 @@ def bucket(column: str, value: str) -> int:
     return 1 + zlib.crc32(f"{column}={value}".encode()) % (n - 1)
 
 
-def _window_stats(state: VelocityState, prior: list[list[Any]], ts_ms: int) -> list[float]:
-    one_min = [float(e[1]) for e in prior if ts_ms - int(e[0]) < 60_000]
-    one_hour = [float(e[1]) for e in prior]
-    day_count, day_amount = state.day_totals(ts_ms)
-    span = min(24.0, state.age_hours(ts_ms))
-    return [
-        math.log1p(len(one_min)), math.log1p(len(one_hour)), math.log1p(max(day_count, len(one_hour)) / span),
-        math.log1p(sum(one_min)), math.log1p(sum(one_hour)), math.log1p(max(day_amount, sum(one_hour)) / span),
-    ]  # fmt: skip
+RAW_COLUMNS = (
+    "amount_eur", "n_1m", "n_1h", "n_24h", "sum_1m", "sum_1h", "sum_24h", "age_hours",
+    "devices", "countries", "gap_s", "hist_n", "hist_mu", "hist_m2", "new_device", "new_country",
+)  # fmt: skip
+"""What :func:`observe` reads from a user's state per payment; :func:`numeric_matrix` turns a
+batch of them into :data:`NUMERIC_FEATURES` (the logs, ratios and clips run once per batch)."""
 
 
 def _gap_seconds(state: VelocityState, prior: list[list[Any]], ts_ms: int) -> float:
@@ -124,48 +120,92 @@ def _gap_seconds(state: VelocityState, prior: list[list[Any]], ts_ms: int) -> fl
     return NO_HISTORY_SECS
 
 
-def _velocity(state: VelocityState, txn: Txn, crc: int) -> list[float]:
-    prior = state.prior_recent(txn.ts_ms, crc)
-    devices = state.active(state.devices, txn.ts_ms) | {txn.device_id}
-    countries = state.active(state.countries, txn.ts_ms) | {txn.ip_country}
-    gap = _gap_seconds(state, prior, txn.ts_ms)
-    x = math.log1p(txn.amount_eur)
-    var = state.m2 / (state.n - 1) if state.n > 1 else 0.0
-    z = (x - state.mu) / math.sqrt(var + 0.25) if state.n > 1 else 0.0
+def observe(state: VelocityState, txn: Txn, crc: int) -> tuple[float, ...]:
+    """The :data:`RAW_COLUMNS` of ``txn`` given the user's state before it.
+
+    Only what needs the state's lists is done here, per payment; the rest is vectorised.
+    """
+    ts = txn.ts_ms
+    prior = state.prior_recent(ts, crc)
+    one_min = [float(e[1]) for e in prior if ts - int(e[0]) < 60_000]
+    day_count, day_amount = state.day_totals(ts)
     known = state.n > 0
-    hist_rate = math.log1p(state.n / state.age_hours(txn.ts_ms))
-    return [
-        *_window_stats(state, prior, txn.ts_ms),
-        float(len(devices)),
-        float(len(countries)),
-        math.log1p(min(max(gap, 0.0), NO_HISTORY_SECS)),
-        0.0 if known else 1.0,
-        math.log1p(min(state.n, HISTORY_CAP)),
-        max(-6.0, min(6.0, z)),
-        1.0 if known and all(d != txn.device_id for d, _ in state.devices) else 0.0,
-        1.0 if known and all(c != txn.ip_country for c, _ in state.countries) else 0.0,
-        hist_rate,
-        math.log1p(len(prior)) - hist_rate,
-    ]
+    return (
+        txn.amount_eur, len(one_min), len(prior), day_count,
+        sum(one_min), sum(float(e[1]) for e in prior), day_amount, state.age_hours(ts),
+        len(state.active(state.devices, ts) | {txn.device_id}),
+        len(state.active(state.countries, ts) | {txn.ip_country}),
+        _gap_seconds(state, prior, ts), state.n, state.mu, state.m2,
+        known and all(d != txn.device_id for d, _ in state.devices),
+        known and all(c != txn.ip_country for c, _ in state.countries),
+    )  # fmt: skip
 
 
-def featurize(state: VelocityState, txn: Txn) -> tuple[list[float], list[int]]:
-    """Numeric and categorical features of ``txn`` given the user's state before it."""
-    base = [math.log1p(max(txn.amount_eur, 0.0))]
-    numeric = base + _velocity(state, txn, txn_crc(txn.txn_id))
-    cats = [
-        bucket("merchant_category", txn.merchant_category),
-        bucket("channel", txn.channel),
-        bucket("currency", txn.currency),
-        bucket("ip_country", txn.ip_country),
-    ]
-    return numeric, cats
+def numeric_matrix(raw: np.ndarray) -> np.ndarray:
+    """The model's ``numeric`` input ``[rows, NUMERIC_FEATURES]`` from ``[rows, RAW_COLUMNS]``."""
+    c = dict(zip(RAW_COLUMNS, np.asarray(raw, dtype=np.float64).reshape(-1, len(RAW_COLUMNS)).T, strict=True))
+    span = np.minimum(24.0, c["age_hours"])
+    n = c["hist_n"]
+    hist_rate = np.log1p(n / c["age_hours"])
+    features = {
+        "log_amount": np.log1p(np.maximum(c["amount_eur"], 0.0)),
+        "cnt_1m": np.log1p(c["n_1m"]),
+        "cnt_1h": np.log1p(c["n_1h"]),
+        "rate_24h": np.log1p(np.maximum(c["n_24h"], c["n_1h"]) / span),
+        "amt_1m": np.log1p(c["sum_1m"]),
+        "amt_1h": np.log1p(c["sum_1h"]),
+        "amt_rate_24h": np.log1p(np.maximum(c["sum_24h"], c["sum_1h"]) / span),
+        "devices_24h": c["devices"],
+        "countries_24h": c["countries"],
+        "log_secs_since_last": np.log1p(np.clip(c["gap_s"], 0.0, NO_HISTORY_SECS)),
+        "first_seen": (n == 0).astype(np.float64),
+        "log_hist_n": np.log1p(np.minimum(n, HISTORY_CAP)),
+        "amount_z": _amount_z(c["amount_eur"], n, c["hist_mu"], c["hist_m2"]),
+        "new_device": c["new_device"],
+        "new_country": c["new_country"],
+        "log_hist_rate": hist_rate,
+        "burst_ratio_1h": np.log1p(c["n_1h"]) - hist_rate,
+    }
+    return np.stack([features[name] for name in NUMERIC_FEATURES], axis=1).astype(np.float32)
 
 
-def featurize_and_update(state: VelocityState, txn: Txn) -> tuple[list[float], list[int]]:
-    """Features from the state before ``txn``, then record ``txn`` in the state."""
-    out = featurize(state, txn)
-    state.add(txn.ts_ms, txn.amount_eur, txn.device_id, txn.ip_country, txn_crc(txn.txn_id))
+def _amount_z(amount_eur: np.ndarray, n: np.ndarray, mu: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """How unusual the amount is for the user (Welford variance, shrunk); 0 below two payments."""
+    many = n > 1
+    var = np.where(many, m2 / np.where(many, n - 1, 1.0), 0.0)
+    z = np.where(many, (np.log1p(amount_eur) - mu) / np.sqrt(var + 0.25), 0.0)
+    return np.clip(z, -6.0, 6.0)
+
+
+def observe_and_update(state: VelocityState, txn: Txn) -> tuple[float, ...]:
+    """:func:`observe` from the state before ``txn``, then record ``txn`` in the state."""
+    crc = txn_crc(txn.txn_id)
+    out = observe(state, txn, crc)
+    state.add(txn.ts_ms, txn.amount_eur, txn.device_id, txn.ip_country, crc)
+    return out
+
+
+def featurize_and_update(state: VelocityState, txn: Txn) -> tuple[np.ndarray, np.ndarray]:
+    """One payment's numeric and categorical features, then ``txn`` recorded in the state.
+
+    The batch functions on a batch of one, for tests and notebooks; the scorer and
+    :func:`replay` call :func:`observe_and_update` per payment and the matrices per batch.
+    """
+    raw = np.asarray([observe_and_update(state, txn)], dtype=np.float64)
+    return numeric_matrix(raw)[0], categorical_matrix([txn])[0]
+
+
+def categorical_matrix(txns: Sequence[Txn]) -> np.ndarray:
+    """The ``categorical`` input ``[rows, CATEGORICAL_FEATURES]``: each distinct value is hashed once.
+
+    A batch holds few distinct merchant categories, channels, currencies and countries, so the
+    column is dictionary-encoded first and :func:`bucket` runs per distinct value, not per row.
+    """
+    out = np.zeros((len(txns), len(CATEGORICAL_FEATURES)), dtype=np.int64)
+    for j, column in enumerate(CATEGORICAL_FEATURES):
+        values = [getattr(t, column) for t in txns]
+        codes = {value: bucket(column, value) for value in set(values)}
+        out[:, j] = [codes[v] for v in values]
     return out
 
 
@@ -176,11 +216,10 @@ def replay(txns: Sequence[Txn]) -> tuple[np.ndarray, np.ndarray]:
     trip, exactly as the state store keeps it.
     """
     states: dict[str, dict[str, Any]] = {}
-    numeric = np.zeros((len(txns), len(NUMERIC_FEATURES)), dtype=np.float32)
-    cats = np.zeros((len(txns), len(CATEGORICAL_FEATURES)), dtype=np.int64)
+    raw = np.zeros((len(txns), len(RAW_COLUMNS)), dtype=np.float64)
     for i in sorted(range(len(txns)), key=lambda j: (txns[j].ts_ms, txns[j].txn_id)):
         txn = txns[i]
         state = VelocityState.from_dict(states.get(txn.user_id))
-        numeric[i], cats[i] = featurize_and_update(state, txn)
+        raw[i] = observe_and_update(state, txn)
         states[txn.user_id] = state.to_dict()
-    return numeric, cats
+    return numeric_matrix(raw), categorical_matrix(txns)

@@ -21,8 +21,8 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from services.fraud.decisions import decide, fallback, outputs_for
-from services.fraud.features import Txn, featurize_and_update, from_transaction
+from services.fraud.decisions import decide_all, fallback, outputs_for
+from services.fraud.features import Txn, categorical_matrix, from_transaction, numeric_matrix, observe_and_update
 from services.fraud.model import INPUTS, OUTPUTS, check_feature_spec, probabilities, reasons
 from services.fraud.settings import FraudSettings
 from services.fraud.velocity import VelocityState
@@ -74,7 +74,8 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
         results: list[ScoreResult | None] = [None] * len(batch)
         states: dict[tuple[int, str], VelocityState] = {}
         rows: list[int] = []
-        numeric, categorical = [], []
+        txns: list[Txn] = []
+        raw: list[tuple[float, ...]] = []
         for i, event in enumerate(batch):
             txn = self._txn(event.value)
             if isinstance(txn, Rejected):
@@ -83,12 +84,11 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
             key = (event.partition, txn.user_id)
             if key not in states:
                 states[key] = VelocityState.from_dict(self._state.get(*key))
-            x, c = featurize_and_update(states[key], txn)
+            raw.append(observe_and_update(states[key], txn))
             rows.append(i)
-            numeric.append(x)
-            categorical.append(c)
-        num = np.asarray(numeric, dtype=np.float32).reshape(len(rows), -1)
-        cat = np.asarray(categorical, dtype=np.int64).reshape(len(rows), -1)
+            txns.append(txn)
+        num = numeric_matrix(np.asarray(raw, dtype=np.float64))
+        cat = categorical_matrix(txns)
         for i, scored in zip(rows, self._decide(batch, rows, num, cat), strict=True):
             results[i] = scored
         for (partition, user), state in states.items():  # only after the model succeeded
@@ -114,7 +114,7 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
             prob = probabilities(loaded, num, cat)
             if not np.all(np.isfinite(prob)):
                 raise ScoringError(f"model {loaded.manifest.version} returned non-finite probabilities")
-            decisions = [decide(p, s) for p in prob]
+            decisions = decide_all(prob, s)
             explain = [k for k, d in enumerate(decisions) if s.reasons_for == "all" or d != "approve"]
             why: list[tuple[str, ...]] = [() for _ in rows]
             for k, r in zip(explain, reasons(loaded, num[explain], cat[explain], prob[explain],
@@ -126,7 +126,4 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
             logger.warning("fraud model failed (%s); deciding with policy %s", exc, s.model_error_policy)
             prob, decisions, why = fallback(num, s)
         version = loaded.manifest.version
-        return [
-            outputs_for(batch[i].value, float(prob[k]), decisions[k], why[k], version, s)
-            for k, i in enumerate(rows)
-        ]
+        return outputs_for([batch[i].value for i in rows], prob, decisions, why, version, s)

@@ -10,7 +10,7 @@ from services.pricing.optimizer import Choice, PricingProblem
 from services.pricing.overrides import Controls
 from services.pricing.settings import PricingSettings
 from shared.runtime.scorer import Output, Scored
-from shared.schemas.pricing import Outcome, PriceForecast, PricingDecision, PricingRequest
+from shared.schemas.pricing import PriceForecast, PricingDecision, PricingRequest
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +36,14 @@ def context_of(req: PricingRequest, previous_price: float | None) -> DemandConte
     )
 
 
-def outcome(price: float, units: float, cost: float) -> Outcome:
+def outcome(price: float, units: float, cost: float) -> dict[str, float]:
+    """The fields of an :class:`Outcome`, validated with the decision that holds it.
+
+    A nested dict validates in one pass inside pydantic-core, faster than building the
+    ``Outcome`` first (and than skipping validation with ``model_construct``, in pydantic 2.14).
+    """
     units = max(units, 0.0)
-    return Outcome(price=round(price, 4), units=units, revenue=units * price, profit=units * (price - cost))
+    return {"price": round(price, 4), "units": units, "revenue": units * price, "profit": units * (price - cost)}
 
 
 def _reason(controls: Controls, choice: Choice, settings: PricingSettings) -> str:
@@ -57,18 +62,18 @@ def build_outputs(
     settings: PricingSettings,
 ) -> Scored:
     """The decision (main topic) and the next-period forecast at the recommended price."""
-    decision = PricingDecision(
-        sku=req.sku,
-        recommended_price=round(choice.price, 4),
-        current_price=req.current_price,
-        at_recommended=outcome(choice.price, choice.units, req.unit_cost),
-        at_current=outcome(req.current_price, choice.current_units, req.unit_cost),
-        elasticity=choice.elasticity,
-        bound_by=choice.bound_by,
-        reason=_reason(controls, choice, settings)[:500],
-        model_version=version,
-        event_ts_ms=req.ts_ms,
-    )
+    decision = PricingDecision.model_validate({
+        "sku": req.sku,
+        "recommended_price": round(choice.price, 4),
+        "current_price": req.current_price,
+        "at_recommended": outcome(choice.price, choice.units, req.unit_cost),
+        "at_current": outcome(req.current_price, choice.current_units, req.unit_cost),
+        "elasticity": choice.elasticity,
+        "bound_by": choice.bound_by,
+        "reason": _reason(controls, choice, settings)[:500],
+        "model_version": version,
+        "event_ts_ms": req.ts_ms,
+    })
     forecast = PriceForecast(
         sku=req.sku, units_next_period=max(choice.units, 0.0), at_price=round(choice.price, 4),
         model_version=version, event_ts_ms=req.ts_ms,

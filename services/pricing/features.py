@@ -92,10 +92,36 @@ def context_row(ctx: DemandContext) -> list[float]:
 
 
 def context_matrix(contexts: Sequence[DemandContext]) -> Float32Array:
-    """Stack contexts into the model's ``context`` input, shape ``[N, N_FEATURES]``."""
+    """Stack contexts into the model's ``context`` input, shape ``[N, N_FEATURES]``.
+
+    Column by column over the batch (the same formulas as :func:`context_row`); each distinct
+    category is hashed once.
+    """
+    out = np.zeros((len(contexts), N_FEATURES), dtype=np.float32)
     if not contexts:
-        return np.zeros((0, N_FEATURES), dtype=np.float32)
-    return np.asarray([context_row(c) for c in contexts], dtype=np.float32)
+        return out
+    ref = np.array([c.ref_price for c in contexts], dtype=np.float64)
+    comp = np.array([c.competitor_price or 0.0 for c in contexts], dtype=np.float64)
+    has_comp = comp > 0
+    angle = 2.0 * np.pi * (np.array([c.week_of_year for c in contexts]) % 52) / 52.0
+    out[:, 0] = np.log1p(np.maximum([c.recent_units for c in contexts], 0.0))
+    out[:, 1] = _log_ratios(np.array([c.recent_price for c in contexts], dtype=np.float64), ref)
+    out[:, 2] = np.log(np.maximum(ref, 1e-3))
+    out[:, 3] = has_comp
+    out[:, 4] = np.where(has_comp, _log_ratios(np.where(has_comp, comp, 1.0), ref), 0.0)
+    out[:, 5:8] = [(c.feature, c.display, c.tpr) for c in contexts]
+    out[:, 8] = np.sin(angle)
+    out[:, 9] = np.cos(angle)
+    categories = [c.category for c in contexts]
+    buckets = {category: category_bucket(category) for category in set(categories)}
+    out[np.arange(len(contexts)), 10 + np.array([buckets[c] for c in categories])] = 1.0
+    return out
+
+
+def _log_ratios(numerator: npt.NDArray[np.float64], denominator: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """:func:`_log_ratio` over arrays."""
+    ratio = np.log(np.maximum(numerator, 1e-6) / np.maximum(denominator, 1e-6))
+    return np.clip(ratio, -MAX_LOG_RATIO, MAX_LOG_RATIO)
 
 
 def log_price_ratio(prices: npt.ArrayLike, ref_prices: npt.ArrayLike) -> Float32Array:

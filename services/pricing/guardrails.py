@@ -77,7 +77,8 @@ class PriceLimits:
 
 def _tightest(bounds: dict[str, float], lower: bool) -> tuple[float, tuple[str, ...]]:
     value = max(bounds.values()) if lower else min(bounds.values())
-    return value, tuple(sorted(n for n, b in bounds.items() if abs(b - value) <= 1e-9 * max(1.0, value)))
+    tolerance = 1e-9 * max(1.0, value)  # once per call: this runs four times per request
+    return value, tuple(sorted(n for n, b in bounds.items() if abs(b - value) <= tolerance))
 
 
 def hard_bounds(inp: PriceInputs, cfg: GuardrailConfig) -> tuple[dict[str, float], dict[str, float]]:

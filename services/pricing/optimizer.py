@@ -76,13 +76,13 @@ def candidate_grids(
     return np.where(snap[:, None], snapped, plain), snap
 
 
-def _bound_by(p: PricingProblem, grid: FloatArray, price: float) -> tuple[str, ...]:
+def _bound_by(p: PricingProblem, grid_min: float, grid_max: float, price: float) -> tuple[str, ...]:
     """The limits that stopped the optimiser: it chose the lowest or highest candidate."""
     names = set(p.limits.relaxed)
     pinned = p.limits.hi - p.limits.lo <= 1e-9 * max(1.0, p.limits.hi)
-    if pinned or price <= grid.min():
+    if pinned or price <= grid_min:
         names.update(p.limits.lo_by)
-    if pinned or price >= grid.max():
+    if pinned or price >= grid_max:
         names.update(p.limits.hi_by)
     return tuple(sorted(names))
 
@@ -109,11 +109,25 @@ def optimise(
     holdable = (current >= lo - 1e-9) & (current <= hi + 1e-9)
     value[:, k] = np.where(holdable, value[:, k], -np.inf)
     best = np.argmax(value, axis=1)
+    return _choices(problems, prices, units, elast, best, endings)
+
+
+def _choices(
+    problems: Sequence[PricingProblem], prices: FloatArray, units: FloatArray, elast: FloatArray,
+    best: npt.NDArray[np.intp], endings: npt.NDArray[np.bool_],
+) -> list[Choice]:
+    """One :class:`Choice` per row; the columns are gathered for the whole batch first."""
+    rows = np.arange(len(problems))
+    k = prices.shape[1] - 1
+    columns = zip(
+        problems, best.tolist(), prices[rows, best].tolist(), units[rows, best].tolist(),
+        elast[rows, best].tolist(), units[:, k].tolist(), elast[:, k].tolist(),
+        prices[:, :k].min(axis=1).tolist(), prices[:, :k].max(axis=1).tolist(), endings.tolist(), strict=True,
+    )  # fmt: skip
     return [
         Choice(
-            price=float(prices[i, b]), units=float(units[i, b]), elasticity=float(elast[i, b]),
-            current_units=float(units[i, k]), current_elasticity=float(elast[i, k]),
-            bound_by=_bound_by(p, prices[i, :k], float(prices[i, b])), ending_applied=bool(endings[i]) and b < k,
+            price=price, units=u, elasticity=e, current_units=u_now, current_elasticity=e_now,
+            bound_by=_bound_by(p, lo, hi, price), ending_applied=snapped and b < k,
         )
-        for i, (p, b) in enumerate(zip(problems, best, strict=True))
+        for p, b, price, u, e, u_now, e_now, lo, hi, snapped in columns
     ]

@@ -10,6 +10,7 @@ guardrail interval, then optimise every request in ONE ONNX call. Outputs a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -32,9 +33,17 @@ from shared.schemas.pricing import PricingDecision, PricingRequest
 
 logger = logging.getLogger(__name__)
 
+DAY_MS = 86_400_000
+
 
 def utc_day(ts_ms: int) -> str:
-    return dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC).date().isoformat()
+    return _utc_date(ts_ms // DAY_MS)
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_date(day: int) -> str:
+    # A batch spans one or two UTC days: format each day once, not a datetime per request.
+    return dt.datetime.fromtimestamp(day * DAY_MS // 1000, tz=dt.UTC).date().isoformat()
 
 
 def _day_anchor(req: PricingRequest, state: dict[str, Any] | None) -> tuple[float, str]:
@@ -43,6 +52,12 @@ def _day_anchor(req: PricingRequest, state: dict[str, Any] | None) -> tuple[floa
     if state and state.get("day") == day:
         return float(state["anchor"]), day
     return req.current_price, day
+
+
+def _write(written: dict[tuple[int, str], dict[str, Any]], key: tuple[int, str], value: dict[str, Any]) -> None:
+    # Re-insert, so the store receives the SKUs in the order of their last write, as before.
+    written.pop(key, None)
+    written[key] = value
 
 
 def _pinned(price: float, name: str) -> PriceLimits:
@@ -87,33 +102,37 @@ class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
         loaded = self.slot.current  # one version for the whole batch, even across a swap
         version = loaded.manifest.version
         results: list[ScoreResult | None] = [None] * len(batch)
-        problems: list[tuple[int, PricingProblem, Controls, str]] = []
+        problems: list[tuple[int, PricingProblem, Controls]] = []
+        written: dict[tuple[int, str], dict[str, Any]] = {}  # the batch's new state per SKU
         glob = parse_global(self._config)  # one read of the kill switch per batch
         for i, event in enumerate(batch):
             controls = controls_for(event.value.sku, self._config, self.settings.guardrails, glob)
-            state = self._state.get(event.partition, event.value.sku) if self._state is not None else None
+            key = (event.partition, event.value.sku)
+            state = written[key] if key in written else self._read(key)
             anchor, day = _day_anchor(event.value, state)
             previous = float(state["seen_price"]) if state and "seen_price" in state else None
-            # Written before optimising so a second request for the SKU in this batch sees it; the
-            # runtime stages the batch's writes, so a retry after a model failure starts from the old state.
+            # Seen before optimising, so a second request for the SKU in this batch sees it.
             seen = {"day": day, "anchor": anchor, "seen_price": event.value.current_price}
-            self._remember(event, {**(state or {}), **seen})
+            _write(written, key, {**(state or {}), **seen})
             try:
-                problems.append((i, self._problem(event.value, controls, anchor, previous), controls, day))
+                problems.append((i, self._problem(event.value, controls, anchor, previous), controls))
             except Infeasible as exc:
                 results[i] = Rejected("unpriceable", str(exc))
         model = LoadedDemandModel(loaded)
-        choices = optimise([p for _, p, _, _ in problems], model, self.settings.grid_points, self.settings.objective)
-        for (i, problem, controls, _), choice in zip(problems, choices, strict=True):
-            event = batch[i]
-            results[i] = build_outputs(event.value, problem, controls, choice, version, self.settings)
-            state = self._state.get(event.partition, event.value.sku) if self._state is not None else None
-            self._remember(event, {**(state or {}), "last_price": choice.price, "ts_ms": event.value.ts_ms})
+        choices = optimise([p for _, p, _ in problems], model, self.settings.grid_points, self.settings.objective)
+        for (i, problem, controls), choice in zip(problems, choices, strict=True):
+            req = batch[i].value
+            results[i] = build_outputs(req, problem, controls, choice, version, self.settings)
+            key = (batch[i].partition, req.sku)
+            _write(written, key, {**written[key], "last_price": choice.price, "ts_ms": req.ts_ms})
+        # One write per SKU, only once the model succeeded (the runtime commits them with the batch).
+        if self._state is not None:
+            for (partition, sku), value in written.items():
+                self._state.put(partition, sku, value)
         return [r for r in results if r is not None]
 
-    def _remember(self, event: Event[PricingRequest], value: dict[str, Any]) -> None:
-        if self._state is not None:
-            self._state.put(event.partition, event.value.sku, value)
+    def _read(self, key: tuple[int, str]) -> dict[str, Any] | None:
+        return self._state.get(*key) if self._state is not None else None
 
     def _problem(
         self, req: PricingRequest, controls: Controls, anchor: float, previous: float | None
