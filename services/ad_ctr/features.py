@@ -18,6 +18,7 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
@@ -72,12 +73,23 @@ def encode_rows(spec: FeatureSpec, rows: Iterable[Mapping[str, object]]) -> np.n
     A missing field is encoded as the value ``None`` (its own bucket), not an error,
     so optional context (e.g. no user segment) still scores.
     """
-    offsets = spec.offsets
-    encoded = [
-        [off + bucket(f, row.get(f), n) for f, n, off in zip(spec.fields, spec.buckets, offsets, strict=True)]
-        for row in rows
-    ]
-    return np.asarray(encoded, dtype=np.int64).reshape(-1, len(spec.fields))
+    table = list(rows)
+    out = np.empty((len(table), len(spec.fields)), dtype=np.int64)
+    for j, field in enumerate(spec.fields):
+        out[:, j] = column_ids(spec, j, [row.get(field) for row in table])
+    return out
+
+
+def column_ids(spec: FeatureSpec, j: int, values: Sequence[object]) -> np.ndarray:
+    """Global ids (offset + bucket) of the values of the spec's ``j``-th field, ``int64 [len(values)]``.
+
+    A column repeats a few values many times, so each distinct value is hashed once and the
+    rest is a dictionary look-up. Values are told apart by ``==``: a column holds one type (a
+    schema field, or CSV text), so equal values also format alike for :func:`bucket`.
+    """
+    field, buckets, offset = spec.fields[j], spec.buckets[j], spec.offsets[j]
+    ids = {value: offset + bucket(field, value, buckets) for value in dict.fromkeys(values)}
+    return np.fromiter(map(ids.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 REQUEST_SPEC = FeatureSpec(
@@ -87,18 +99,36 @@ REQUEST_SPEC = FeatureSpec(
 )  # fmt: skip
 """The default fields of an ad request's candidates (context first, then the ad)."""
 
+CONTEXT_FIELDS = ("device", "slot", "site_or_app", "hour", "user_segment")
+"""Fields of the request itself, the same for each of its candidates."""
+AD_FIELDS = ("advertiser_id", "category", "ad_id", "creative_id")
+"""Fields of one candidate ad."""
+
 
 def candidate_rows(request: AdRequest) -> list[dict[str, object]]:
     """One feature row per candidate: the request's context joined with the candidate's ad."""
-    context: dict[str, object] = {
-        "device": request.device, "slot": request.slot, "site_or_app": request.site_or_app,
-        "hour": request.hour, "user_segment": request.user_segment,
-    }  # fmt: skip
-    return [
-        context | {"advertiser_id": c.advertiser_id, "category": c.category, "ad_id": c.ad_id,
-                   "creative_id": c.creative_id}
-        for c in request.candidates
-    ]
+    context: dict[str, object] = {f: getattr(request, f) for f in CONTEXT_FIELDS}
+    return [context | {f: getattr(c, f) for f in AD_FIELDS} for c in request.candidates]
+
+
+def encode_requests(spec: FeatureSpec, requests: Sequence[AdRequest]) -> np.ndarray:
+    """``encode_rows(spec, rows)`` of every candidate row of ``requests``, built a column at a time.
+
+    The scorer's path: a request's context is encoded once per request and repeated for each
+    of its candidates, instead of once per candidate. A spec field that no request carries is
+    the value ``None``, as in :func:`encode_rows`.
+    """
+    counts = np.fromiter((len(r.candidates) for r in requests), dtype=np.int64, count=len(requests))
+    candidates = [c for r in requests for c in r.candidates]
+    out = np.empty((len(candidates), len(spec.fields)), dtype=np.int64)
+    for j, field in enumerate(spec.fields):
+        if field in CONTEXT_FIELDS:
+            out[:, j] = np.repeat(column_ids(spec, j, list(map(attrgetter(field), requests))), counts)
+        elif field in AD_FIELDS:
+            out[:, j] = column_ids(spec, j, list(map(attrgetter(field), candidates)))
+        else:
+            out[:, j] = column_ids(spec, j, [None])[0]
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ An item id outside the model's catalogue is rejected to the DLQ as ``unknown_ite
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -37,7 +38,7 @@ from shared.runtime.metrics import BusinessMetrics
 from shared.runtime.model_scorer import ModelScorer
 from shared.runtime.scorer import Event, LoadContext, Output, Rejected, Scored, ScoreResult, outputs_of
 from shared.runtime.state import StateStore
-from shared.schemas.clickstream import ClickEvent, RecoScores, ScoredItem, SourceRef
+from shared.schemas.clickstream import ClickEvent, RecoScores, ScoredItem
 
 logger = logging.getLogger(__name__)
 
@@ -103,20 +104,24 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
 
     def score(self, batch: Sequence[Event[ClickEvent]]) -> Sequence[ScoreResult]:
         loaded = self.slot.current
+        version = loaded.manifest.version
         catalog = self._catalog_of(loaded)
-        plans = self._plan(batch, catalog, loaded.manifest.version)
+        plans = self._plan(batch, catalog, version)
         allowed = catalog.allowed(self.filters())
         warm = [p for p in plans if isinstance(p, _Plan) and not p.cold]
         ranker = OnnxRanker(loaded.model, int(loaded.manifest.preprocessing["max_len"]))
         ranked = iter(self._rank(ranker.scores([p.tokens for p in warm]), warm, allowed, catalog))
+        # Cold users of one category get the same list: rank and validate it once per batch.
+        cold_items = functools.cache(functools.partial(self._cold_items, catalog, allowed))
         results: list[ScoreResult] = []
         for plan in plans:
             if isinstance(plan, Rejected):
                 results.append(plan)
             elif plan.cold:
-                results.append(self._cold(plan, catalog, allowed, loaded.manifest.version))
+                category = plan.event.category or catalog.category_of(plan.event.item_id)
+                results.append(self._output(plan, cold_items(category, plan.exclude), True, version))
             else:
-                results.append(self._output(plan, next(ranked), False, loaded.manifest.version))
+                results.append(self._output(plan, next(ranked), False, version))
         return results
 
     def _catalog_of(self, loaded: LoadedModel) -> ItemCatalog:
@@ -157,33 +162,42 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
 
     def _rank(
         self, scores: np.ndarray, plans: list[_Plan], allowed: np.ndarray, catalog: ItemCatalog
-    ) -> list[list[tuple[int, float]]]:
-        """Mask filtered and purchased items, then top-K per row without a full sort."""
+    ) -> list[list[dict[str, int | float]]]:
+        """Mask filtered and purchased items, then top-K per row without a full sort: ``ScoredItem`` fields."""
         if not plans:
             return []
-        masked = np.where(allowed[None, :], scores, -np.inf)
-        for row, plan in enumerate(plans):
-            masked[row, catalog.tokens(plan.exclude)] = -np.inf
-        cols, vals = top_k(masked, self.settings.top_k)
+        # ``scores`` is a fresh array (OnnxRanker concatenates the graph's outputs): mask it in place
+        # instead of copying all [rows, items] logits.
+        np.copyto(scores, -np.inf, where=~allowed)
+        excluded = [(row, tok) for row, plan in enumerate(plans) if plan.exclude
+                    for tok in catalog.tokens(plan.exclude)]
+        if excluded:
+            rows, cols = np.asarray(excluded, dtype=np.intp).T
+            scores[rows, cols] = -np.inf
+        cols, vals = top_k(scores, self.settings.top_k)
+        items, finite = (cols - catalog.offset).tolist(), np.isfinite(vals).tolist()
         return [
-            [(catalog.item_id(int(c)), float(v)) for c, v in zip(rc, rv, strict=True) if np.isfinite(v)]
-            for rc, rv in zip(cols, vals, strict=True)
+            [{"item_id": i, "score": v} for i, v, ok in zip(row_items, row_vals, row_ok, strict=True) if ok]
+            for row_items, row_vals, row_ok in zip(items, vals.tolist(), finite, strict=True)
         ]
 
-    def _cold(self, plan: _Plan, catalog: ItemCatalog, allowed: np.ndarray, version: str) -> Scored:
-        category = plan.event.category or catalog.category_of(plan.event.item_id)
-        items = catalog.popular_in(category, self.settings.top_k, allowed, plan.exclude)
-        return self._output(plan, [(item, 1.0 / (rank + 1)) for rank, item in enumerate(items)], True, version)
+    def _cold_items(self, catalog: ItemCatalog, allowed: np.ndarray, category: str | None,
+                    exclude: frozenset[int]) -> tuple[ScoredItem, ...]:
+        """The popular allowed items of ``category`` for a user without enough history, scored 1/rank."""
+        items = catalog.popular_in(category, self.settings.top_k, allowed, exclude)
+        return tuple(ScoredItem(item_id=item, score=1.0 / (rank + 1)) for rank, item in enumerate(items))
 
-    def _output(self, plan: _Plan, items: list[tuple[int, float]], cold: bool, version: str) -> Scored:
+    def _output(self, plan: _Plan, items: Sequence[ScoredItem] | Sequence[Mapping[str, int | float]], cold: bool,
+                version: str) -> Scored:
         e = plan.event
-        record = RecoScores(
-            user_id=e.user_id,
-            # ids come from the catalogue and scores are finite: skip per-item validation (hot path)
-            items=tuple(ScoredItem.model_construct(item_id=i, score=s) for i, s in items),
-            k=self.settings.top_k,
-            model_version=version,
-            source=SourceRef(ts_ms=e.ts_ms, item_id=e.item_id, event_type=e.event_type, session_id=e.session_id),
-            cold_start=cold,
-        )
+        # One validation of plain dicts (frozen items pass as they are): cheaper than a model per
+        # item, even an unvalidated ``model_construct`` one (Python code, slower than pydantic-core).
+        record = RecoScores.model_validate({
+            "user_id": e.user_id,
+            "items": items,
+            "k": self.settings.top_k,
+            "model_version": version,
+            "source": {"ts_ms": e.ts_ms, "item_id": e.item_id, "event_type": e.event_type, "session_id": e.session_id},
+            "cold_start": cold,
+        })
         return Scored([Output(value=record)])

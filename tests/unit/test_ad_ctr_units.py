@@ -10,8 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ad_ctr.cache import EmbeddingCache, Encoder
-from services.ad_ctr.features import REQUEST_SPEC, TextSpec, bucket, encode_rows, encode_titles, title_tokens
-from services.ad_ctr.ranking import expected_value_ranks
+from services.ad_ctr.features import (
+    REQUEST_SPEC,
+    FeatureSpec,
+    TextSpec,
+    bucket,
+    candidate_rows,
+    encode_requests,
+    encode_rows,
+    encode_titles,
+    title_tokens,
+)
+from services.ad_ctr.ranking import batch_expected_value_ranks, expected_value_ranks
+from shared.schemas.ads import AdRequest
+from sim.registry import make_stream
 
 
 def test_feature_buckets_are_stable_across_processes_and_within_their_field_range() -> None:
@@ -22,6 +34,19 @@ def test_feature_buckets_are_stable_across_processes_and_within_their_field_rang
     assert rows.shape == (2, len(REQUEST_SPEC.fields)) and rows.dtype == np.int64
     for j, (off, n) in enumerate(zip(REQUEST_SPEC.offsets, REQUEST_SPEC.buckets, strict=True)):
         assert (off <= rows[:, j]).all() and (rows[:, j] < off + n).all()
+
+
+def test_the_scorer_encodes_a_batch_as_training_encodes_its_rows() -> None:
+    # Serving hashes each request's context once and broadcasts it; training hashes row by row.
+    # A difference would be training/serving skew that no score test would notice.
+    requests = [AdRequest.model_validate(event) for event, _ in make_stream("ads").iter_dicts(40)]
+    spec = FeatureSpec((*REQUEST_SPEC.fields, "not_in_requests"), (*REQUEST_SPEC.buckets, 5))
+    rows = [row for r in requests for row in candidate_rows(r)]
+    expected = np.array([[off + bucket(f, row.get(f), n) for f, n, off in zip(spec.fields, spec.buckets,
+                                                                                spec.offsets, strict=True)]
+                         for row in rows])
+    np.testing.assert_array_equal(encode_rows(spec, rows), expected)
+    np.testing.assert_array_equal(encode_requests(spec, requests), expected)
 
 
 def test_titles_become_padded_hashed_tokens_with_a_mask() -> None:
@@ -78,6 +103,17 @@ def test_ranks_follow_bid_times_pctr(pairs: list[tuple[float, float]]) -> None:
     by_rank = ev[np.argsort(ranks)]
     assert (np.diff(by_rank) <= 0).all()
     np.testing.assert_allclose(ev, bids * pctr)
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from([0.5, 1.0, 2.0]), st.sampled_from([0.0, 0.1, 0.2])),
+                         min_size=1, max_size=8), min_size=1, max_size=6))
+def test_a_batch_ranks_each_request_as_if_alone(requests: list[list[tuple[float, float]]]) -> None:
+    bids = np.array([b for r in requests for b, _ in r])
+    pctr = np.array([p for r in requests for _, p in r])
+    ev, ranks = batch_expected_value_ranks(bids, pctr, [len(r) for r in requests])
+    alone = [expected_value_ranks(np.array([b for b, _ in r]), np.array([p for _, p in r])) for r in requests]
+    np.testing.assert_array_equal(ev, np.concatenate([e for e, _ in alone]))
+    assert ranks.tolist() == [k for _, r in alone for k in r.tolist()]
 
 
 def test_equal_expected_values_keep_request_order() -> None:
