@@ -14,6 +14,7 @@ scoring and publishing a batch (:mod:`.pipeline`), readiness (:mod:`.health`), p
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -62,6 +63,17 @@ def _exit_after(seconds: float) -> None:
     logger.error("drain did not finish within %.0fs of SIGTERM; exiting without a clean close", seconds)
     logging.shutdown()
     os._exit(EXIT_DRAIN_TIMEOUT)
+
+
+def _freeze_startup_objects() -> None:
+    """In a service process (main thread), move what loading made into the collector's permanent
+    generation: the model, its catalogue and caches live as long as the process, and every full
+    collection that the hot path's allocations trigger would otherwise scan them again. (ad_ctr,
+    batch 256: scorer CPU per event 115-123 -> 73-75 us.) Not done for an app run in a thread
+    (tests): the freeze is process-wide."""
+    if threading.current_thread() is threading.main_thread():
+        gc.collect()
+        gc.freeze()
 
 
 class ServiceApp:
@@ -114,6 +126,7 @@ class ServiceApp:
         self._server.start()
         try:
             loop = self.start()
+            _freeze_startup_objects()
             while not self._stop.is_set():
                 loop.turn()
             loop.drain((self._stop_requested_at or time.monotonic()) + self.settings.runtime.shutdown_deadline_s)
