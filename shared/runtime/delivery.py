@@ -66,9 +66,15 @@ class Delivery(ABC):
         return rewinds
 
     def _fail_unit(self, unit: DeliveryUnit) -> None:
-        """Forget a failed unit's partitions and ask for them to be rewound to its first offsets."""
-        for partition, first in unit.first_offsets.items():
-            self._rewind[partition] = min(self._rewind.get(partition, first), first)
+        """Forget a failed unit's partitions and ask for each to be rewound to its oldest unfinished
+        offset. Not to the failed unit's own first offset: an older unit of the partition may still
+        be in flight (a record refused before it was queued fails its unit at once, ahead of older
+        records still awaiting the broker), and forgetting the partition forgets that unit too, so
+        a rewind to the failed unit alone would skip its records and later commit past them."""
+        for partition in unit.first_offsets:
+            start = self.tracker.oldest_unfinished(partition)
+            if start is not None:
+                self._rewind[partition] = min(self._rewind.get(partition, start), start)
         self.tracker.forget_partitions(set(unit.first_offsets))  # empties the unit's offsets: last
 
     def _produce(self, record: OutRecord, callback: Callable[[KafkaError | None, object], None] | None) -> None:

@@ -87,6 +87,11 @@ class WatermarkTracker:
                 marks[partition] = min(marks.get(partition, first), first)
         return marks
 
+    def oldest_unfinished(self, partition: int) -> int | None:
+        """The first offset of the partition's oldest unit still tracked, or ``None``."""
+        firsts = [u.first_offsets[partition] for u in self._units.values() if partition in u.first_offsets]
+        return min(firsts, default=None)
+
     def uncommitted(self) -> dict[int, int]:
         """Watermarks that moved since the last :meth:`mark_committed`."""
         return {p: o for p, o in self.watermarks().items() if self._committed.get(p) != o and o > 0}
