@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from services.registry import load_service
 from shared.runtime.codec import DeadLetterRecord, RecordDecoder
 from shared.runtime.records import Pending, RecordBuilder
-from shared.runtime.scorer import Event, LoadContext, Scorer, ScoreResult
+from shared.runtime.scorer import LoadContext, Scorer
+from shared.runtime.scoring import score_batch
 from shared.runtime.state import StateStore
 from shared.schemas import headers as h
 
@@ -159,21 +158,13 @@ def _one_batch(scorer: Scorer[Any], decoder: RecordDecoder, builder: RecordBuild
         else:
             pending.append(Pending(decoded, message, 0.0))
     if pending:
-        results = _score(scorer, [p.event for p in pending], state)
+        results = score_batch(scorer, [p.event for p in pending], state)
         scored, rejected = builder.scored(pending, results, scorer.model_info, scorer.schema_version)
         dead.extend(rejected)
         run.outputs.extend(_describe(r.topic, r.key, r.value, r.headers) for r in scored)
     run.outputs.extend(_describe(r.topic, r.key, r.value, r.headers) for r in builder.dead_letters(dead))
     if state is not None:
         state.drain_changes()
-
-
-def _score(scorer: Scorer[Any], events: list[Event[BaseModel]], state: StateStore | None) -> Sequence[ScoreResult]:
-    try:
-        from shared.runtime.scoring import score_batch
-    except ImportError:  # the code the golden files were recorded from scored without staging
-        return scorer.score(events)
-    return score_batch(scorer, events, state)
 
 
 def _describe(topic: str, key: bytes | None, value: bytes | None,
