@@ -107,6 +107,12 @@ class RuntimeSettings(BaseModel):
     """SIGTERM → drained, committed and exited within this many seconds."""
     retry_initial_backoff_s: float = Field(0.2, gt=0)
     retry_max_backoff_s: float = Field(5.0, gt=0)
+    split_after_failures: int = Field(3, ge=1)
+    """A batch the scorer raised on this many times in a row is halved, part by part, to find the
+    record that trips it (a scorer that fails on everything keeps failing on every part)."""
+    poison_after_failures: int = Field(3, ge=1)
+    """A record the scorer raised on this many times alone is dead-lettered (``scorer_error``) if the
+    scorer works for other records; if it fails on everything, nothing is dead-lettered."""
     session_timeout_ms: int = Field(10_000, ge=1000)
     statistics_interval_ms: int = Field(1000, ge=0)
     """librdkafka statistics period; consumer lag metrics come from it (0 disables)."""

@@ -231,7 +231,8 @@ class ServiceApp:
             delivery=delivery, pipeline=BatchPipeline(self.scorer, self.state, self.metrics, builder, delivery),
             decoder=decoder, batcher=batcher, pauses=pauses, events=self.events, assignment=self.assignment,
             restore=self._restore, scorer_backoff=Backoff(rt.retry_initial_backoff_s, rt.retry_max_backoff_s),
-            max_inflight=rt.max_inflight_messages, clock=self._clock,
+            max_inflight=rt.max_inflight_messages, split_after_failures=rt.split_after_failures,
+            poison_after_failures=rt.poison_after_failures, clock=self._clock,
         )
 
     def _restore(self, partitions: Iterable[int]) -> None:

@@ -45,6 +45,9 @@ class EchoSettings(ServiceSettings):
     """Count events per key in the state store (exercises changelog restore)."""
     fail_while_file_exists: Path | None = None
     """Scoring raises while this file exists: a controllable model outage for tests."""
+    fail_on_ids: frozenset[str] = frozenset()
+    """Scoring raises on any batch holding an event with one of these ids: a bug that one record
+    trips (a poison record), for tests."""
     delay_ms: float = Field(0.0, ge=0)
     """Extra time per batch, to imitate a model."""
 
@@ -56,10 +59,12 @@ class EchoScorer(Scorer[EchoEvent]):
     output_schema: ClassVar[type[BaseModel]] = EchoScore
 
     def __init__(
-        self, stateful: bool = False, fail_while_file_exists: Path | None = None, delay_ms: float = 0.0
+        self, stateful: bool = False, fail_while_file_exists: Path | None = None, delay_ms: float = 0.0,
+        fail_on_ids: frozenset[str] = frozenset(),
     ) -> None:
         self.stateful = stateful  # type: ignore[misc]  # instance override of the class default
         self._fail_flag = fail_while_file_exists
+        self._fail_on_ids = fail_on_ids
         self._delay_s = delay_ms / 1000
         self._context: LoadContext | None = None
 
@@ -78,7 +83,12 @@ class EchoScorer(Scorer[EchoEvent]):
             raise ScoringError(f"model outage simulated by {self._fail_flag}")
         if self._delay_s:
             time.sleep(self._delay_s)
-        return [self._one(event) for event in batch]
+        results = [self._one(event) for event in batch]
+        if self._fail_on_ids:
+            poison = next((e for e in batch if e.value.id in self._fail_on_ids), None)
+            if poison is not None:  # after the state writes: the runtime must discard them
+                raise ValueError(f"echo cannot score id {poison.value.id!r}")
+        return results
 
     def _one(self, event: Event[EchoEvent]) -> ScoreResult:
         if event.value.id.startswith("reject"):
@@ -103,4 +113,4 @@ SETTINGS_CLASS = EchoSettings
 
 def create_scorer(settings: ServiceSettings) -> EchoScorer:
     assert isinstance(settings, EchoSettings)
-    return EchoScorer(settings.stateful, settings.fail_while_file_exists, settings.delay_ms)
+    return EchoScorer(settings.stateful, settings.fail_while_file_exists, settings.delay_ms, settings.fail_on_ids)

@@ -7,10 +7,13 @@ more ready ("batch what is there"): a lone event never waits for company that is
 under load, records that arrive while a batch is scored make the next batch larger by themselves.
 ``max_wait_ms`` only lets a batch grow while the consumer keeps handing over records.
 A scorer that raises does not get a loop of its own: its batch is kept aside with the time of its
-next try (:class:`Retry`), consumption pauses, and the turns go on serving the consumer group,
-the producer's acknowledgements and the offset commits until the retry is due. The batch is then
-scored again, against the state as it was before the failed try, and consumption resumes once it
-succeeds. Failed deliveries come back from :meth:`Delivery.take_rewinds` and are applied here.
+next try (:class:`shared.runtime.retry.FailedBatch`), consumption pauses, and the turns go on
+serving the consumer group, the producer's acknowledgements and the offset commits until the
+retry is due. The batch is then scored again, against the state as it was before the failed try;
+a batch that keeps failing is halved until the record that trips the scorer is found and
+dead-lettered, unless the scorer fails on everything. Consumption resumes once the whole batch is
+scored or dead-lettered. Failed deliveries come back from :meth:`Delivery.take_rewinds` and are
+applied here.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from shared.runtime.pause import Backoff, PauseController
 from shared.runtime.pipeline import BatchPipeline
 from shared.runtime.rebalance import Assignment
 from shared.runtime.records import Pending
-from shared.runtime.scorer import Scorer
+from shared.runtime.retry import SCORER_ERROR, FailedBatch, Next
+from shared.runtime.scorer import Event, Scorer
+from shared.runtime.scoring import probe
 from shared.runtime.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -45,14 +50,6 @@ ACK_POLL_S = 0.005
 """The longest idle wait while produced records await their acknowledgement: acks are served
 between polls, and the offsets they release are committed no later than this after they come."""
 MAX_POLL_RECORDS = 1000
-
-
-@dataclass(slots=True)
-class Retry:
-    """A batch the scorer failed on, kept aside until ``due_at`` (monotonic seconds)."""
-
-    batch: list[Pending]
-    due_at: float
 
 
 @dataclass(slots=True)
@@ -74,6 +71,10 @@ class LoopParts:
     restore: Callable[[Iterable[int]], object]
     scorer_backoff: Backoff
     max_inflight: int
+    split_after_failures: int = 3
+    """A failed batch is retried whole this many times before it is halved to find a poison record."""
+    poison_after_failures: int = 3
+    """A record failing alone this many times is dead-lettered if the scorer works for others."""
     clock: Callable[[], float] = time.monotonic
 
 
@@ -81,7 +82,9 @@ class StreamLoop:
     def __init__(self, parts: LoopParts) -> None:
         self.parts = parts
         self.dead: list[DeadLetterRecord] = []
-        self.retry: Retry | None = None
+        self.retry: FailedBatch | None = None
+        self.last_scored: Event[Any] | None = None
+        """An event that scored, to probe whether the scorer works when a record fails alone."""
         service, topic = parts.metrics.service, parts.assignment.topic
         self._consumed_total = parts.metrics.consumed.labels(service, topic)
 
@@ -143,7 +146,7 @@ class StreamLoop:
         batcher = self.parts.batcher
         if self.retry is not None:
             if self.parts.clock() >= self.retry.due_at:
-                self.run_batch(self.retry.batch)
+                self._retry_first_part(self.retry)
         elif batcher.is_due() or self.dead or (drained and len(batcher)):
             self.run_batch(self._take())
 
@@ -156,37 +159,80 @@ class StreamLoop:
 
     def run_batch(self, batch: list[Pending]) -> None:
         """Score ``batch`` (kept for a retry if the scorer raises), then publish it and the dead letters."""
-        p = self.parts
-        results: list[Any] = []
-        if batch:
-            try:
-                scored, elapsed = p.pipeline.score(batch)
-            except Exception as exc:
-                self._scoring_failed(batch, exc)
-                return
-            results = list(scored)
-            self._scoring_succeeded(elapsed)
-        dead, self.dead = self.dead, []
-        p.pipeline.publish(p.consumer, batch, results, dead, p.assignment)
+        if not batch:
+            self._publish([], [])  # only dead letters
+            return
+        error = self._score_and_publish(batch)
+        if error is not None:
+            self.retry = FailedBatch.of(batch, self.parts.clock())
+            self._scoring_failed(self.retry, error)
 
-    def _scoring_failed(self, batch: list[Pending], exc: Exception) -> None:
+    def _score_and_publish(self, batch: list[Pending]) -> Exception | None:
+        """One try; what the scorer raised, or ``None`` once the results are published."""
+        try:
+            scored, elapsed = self.parts.pipeline.score(batch)
+        except Exception as exc:
+            return exc
+        self.parts.batcher.observe_inference(elapsed * 1000)
+        self.last_scored = batch[-1].event
+        self._publish(batch, list(scored))
+        return None
+
+    def _publish(self, batch: list[Pending], results: list[Any]) -> None:
+        dead, self.dead = self.dead, []
+        self.parts.pipeline.publish(self.parts.consumer, batch, results, dead, self.parts.assignment)
+
+    def _retry_first_part(self, retry: FailedBatch) -> None:
+        error = self._score_and_publish(retry.head)
+        if error is not None:
+            self._scoring_failed(retry, error)
+            return
+        retry.scored()
+        if retry.done:
+            logger.info("scorer recovered; resuming consumption")
+            self._end_retry()
+        else:
+            retry.due_at = self.parts.clock()  # the rest of the batch goes on at once
+
+    def _scoring_failed(self, retry: FailedBatch, exc: Exception) -> None:
         p = self.parts
-        delay = p.scorer_backoff.failed()
-        first = batch[0].event
-        logger.error(
-            "scoring failed for %d events (first partition=\"%s[%d]\" offset=%d), retrying in %.1fs: %r",
-            len(batch), first.topic, first.partition, first.offset, delay, exc,
-        )
+        head = retry.head[0].event
         p.metrics.errors.labels(p.metrics.service, "scoring").inc()
         p.health.scorer_failing = type(exc).__name__
         p.pauses.pause("scorer")
-        self.retry = Retry(batch, p.clock() + delay)
+        step = retry.failed(p.split_after_failures, p.poison_after_failures)
+        if step is Next.SPLIT:
+            logger.warning("a batch keeps failing; halving it to find the record that trips the scorer "
+                           "(%d events left, next part of %d): %r", len(retry), len(retry.head), exc)
+            retry.due_at = p.clock()
+            return
+        if step is Next.JUDGE and (retry.scored_any or self._scorer_works()):
+            self._dead_letter_poison(retry, exc)
+            return
+        delay = p.scorer_backoff.failed()
+        logger.error(
+            "scoring failed for %d events (first partition=\"%s[%d]\" offset=%d), retrying in %.1fs: %r",
+            len(retry.head), head.topic, head.partition, head.offset, delay, exc,
+        )
+        retry.due_at = p.clock() + delay
 
-    def _scoring_succeeded(self, elapsed_s: float) -> None:
-        self.parts.batcher.observe_inference(elapsed_s * 1000)
-        if self.retry is not None:
-            logger.info("scorer recovered; resuming consumption")
-            self._end_retry()
+    def _scorer_works(self) -> bool:
+        """Probe with an event that scored before: if it still scores, the failure is the record's."""
+        p = self.parts
+        return self.last_scored is not None and probe(p.scorer, self.last_scored, p.state)
+
+    def _dead_letter_poison(self, retry: FailedBatch, exc: Exception) -> None:
+        p = self.parts
+        poison = retry.take_poison()
+        event = poison.event
+        logger.error("dead-lettering the record at partition=\"%s[%d]\" offset=%d: the scorer raised on it "
+                     "alone %d times while it scores other records: %r",
+                     event.topic, event.partition, event.offset, p.poison_after_failures, exc)
+        self.dead.append(p.decoder.dead_letter(poison.message, type(exc).__name__, SCORER_ERROR, str(exc)))
+        if retry.done:
+            self._end_retry()  # the dead letter goes out with the next turn's flush
+        else:
+            retry.due_at = p.clock()
 
     def _end_retry(self) -> None:
         self.retry = None
@@ -199,10 +245,8 @@ class StreamLoop:
         dropped = self.parts.batcher.drop(lambda p: p.event.partition not in numbers)
         self.dead = [d for d in self.dead if d.partition not in numbers]
         if self.retry is not None:
-            kept = [p for p in self.retry.batch if p.event.partition not in numbers]
-            dropped += len(self.retry.batch) - len(kept)
-            self.retry.batch = kept
-            if not kept:  # nothing left to retry: the next batch tells whether the scorer works
+            dropped += self.retry.drop_partitions(numbers)
+            if self.retry.done:  # nothing left to retry: the next batch tells whether the scorer works
                 self._end_retry()
         return dropped
 

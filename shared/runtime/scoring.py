@@ -31,3 +31,18 @@ def score_batch(scorer: Scorer[Any], events: Sequence[Event[Any]], state: StateS
     if state is not None:
         state.commit()
     return results
+
+
+def probe(scorer: Scorer[Any], event: Event[Any], state: StateStore | None) -> bool:
+    """Whether the scorer scores ``event`` now. Nothing is kept: its state writes are discarded
+    and its result dropped. The loop probes with an event that scored before, to tell a record the
+    scorer fails on (poison) from a scorer that fails on everything (systemic)."""
+    if state is not None:
+        state.begin()
+    try:
+        return len(scorer.score([event])) == 1
+    except Exception:
+        return False
+    finally:
+        if state is not None:
+            state.rollback()
