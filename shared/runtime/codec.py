@@ -1,7 +1,8 @@
 """Turn raw Kafka records into validated :class:`Event` objects, or dead letters.
 
 Everything that can be wrong with a record is checked here, cheaply first: size before
-parsing, UTF-8 before JSON, JSON before the schema, and the key last. A bad record becomes a
+parsing, JSON and the schema next (invalid UTF-8 is named as such when parsing fails), and the
+key last. A bad record becomes a
 :class:`DeadLetterRecord` (data, not an exception) so the records around it keep flowing.
 """
 
@@ -80,10 +81,16 @@ class RecordDecoder:
         if size > self._max_bytes:
             raise InvalidEvent("oversized", f"key + value of {size} bytes exceeds the limit of {self._max_bytes}")
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidEvent("invalid_utf8", f"byte {exc.start}: {exc.reason}") from exc
-        return decode(self._schema, text)
+            # pydantic parses the bytes as they are (its JSON parser refuses invalid UTF-8), so a
+            # good record is not copied into a str first; a refused one is checked for UTF-8 here
+            # to name that reason, as the more fundamental one.
+            return decode(self._schema, raw)
+        except InvalidEvent:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidEvent("invalid_utf8", f"byte {exc.start}: {exc.reason}") from exc
+            raise
 
     def _key(self, raw_key: bytes | None, value: BaseModel) -> str:
         entity_key = self._scorer.key_of(value)

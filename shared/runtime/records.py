@@ -78,7 +78,7 @@ class RecordBuilder:
                     OutRecord(
                         topic=output.topic or self._output_topic,
                         key=(output.key or event.key).encode(),
-                        value=output.value.model_dump_json().encode(),
+                        value=output.value.__pydantic_serializer__.to_json(output.value),
                         headers=headers,
                     )
                 )

@@ -15,11 +15,12 @@ Values returned by ``get`` are shared with the store: treat them as read-only an
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 JsonDict = dict[str, Any]
 
@@ -113,7 +114,7 @@ class StateStore:
         for (partition, key), present in self._dirty.items():
             entries = self._partitions.get(partition)
             value = entries.get(key) if present and entries is not None else None
-            encoded = json.dumps(value, separators=(",", ":")).encode() if value is not None else None
+            encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS) if value is not None else None
             changes.append(StateChange(partition, key, encoded))
         self._dirty.clear()
         return changes
@@ -128,7 +129,7 @@ class StateStore:
             if raw_value is None:
                 entries.pop(key, None)
             else:
-                entries[key] = json.loads(raw_value)
+                entries[key] = orjson.loads(raw_value)
                 entries.move_to_end(key)
         while len(entries) > self._max_keys:
             entries.popitem(last=False)
