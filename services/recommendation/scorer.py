@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from services.recommendation.catalog import BusinessFilters, ItemCatalog
+from services.recommendation.coverage import WindowCoverage
 from services.recommendation.features import append_event, empty_history, record_purchase, sequence_of
 from services.recommendation.ranker import INPUTS, OUTPUTS, OnnxRanker, top_k
 from services.recommendation.ranker import check_manifest as check_preprocessing
@@ -71,7 +71,7 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
         self._config: ConfigSource = StaticConfig()
         self._fallback = BusinessFilters(frozenset(settings.out_of_stock), frozenset(settings.blocked_categories))
         self._catalog: tuple[str, ItemCatalog] | None = None
-        self._recent_lists: deque[tuple[int, ...]] = deque(maxlen=COVERAGE_WINDOW)
+        self._coverage = WindowCoverage(COVERAGE_WINDOW)
 
     def on_load(self, context: LoadContext) -> None:
         if context.state is not None:
@@ -97,10 +97,9 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
     ) -> None:
         """K-coverage: distinct items among the last ``COVERAGE_WINDOW`` recommendation lists."""
         for scores in outputs_of(results, RecoScores):
-            self._recent_lists.append(tuple(i.item_id for i in scores.items))
-        if self._catalog is not None and self._recent_lists:
-            distinct = len({item for items in self._recent_lists for item in items})
-            metrics.coverage.labels(service).set(distinct / max(self._catalog[1].num_items, 1))
+            self._coverage.add(i.item_id for i in scores.items)
+        if self._catalog is not None and len(self._coverage):
+            metrics.coverage.labels(service).set(self._coverage.distinct / max(self._catalog[1].num_items, 1))
 
     def score(self, batch: Sequence[Event[ClickEvent]]) -> Sequence[ScoreResult]:
         loaded = self.slot.current
