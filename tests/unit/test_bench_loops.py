@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
+from confluent_kafka import Consumer
 
 from shared.schemas import headers as h
-from tools.bench.loops import plain_handler
+from tests.support.fake_kafka import FakeConsumer, echo_record
+from tools.bench.loops import plain_handler, ready_records
 from tools.bench.runtime import ECHO_ENV
 from tools.bench.scoring import RawRecord
 from tools.bench.wiring import batch_size, bench_topics
@@ -30,3 +34,16 @@ def test_loops_consume_the_batch_size_the_service_runs_with(monkeypatch: pytest.
     monkeypatch.delenv("SHOPSTREAM_FRAUD_RUNTIME__MAX_BATCH_SIZE", raising=False)
     assert batch_size("echo", ECHO_ENV) == 1000
     assert batch_size("fraud") == 256
+
+
+def test_the_loops_take_what_is_ready_and_wait_only_when_nothing_is() -> None:
+    """Like the runtime: a loop that waited for a full batch would lose on latency for nothing."""
+    consumer = FakeConsumer("in")
+    consumer.assign([0])
+    for i in range(3):
+        consumer.append(0, *echo_record(f"u{i}"))
+    assert len(ready_records(cast(Consumer, consumer), 2)) == 2
+    assert consumer.timeouts == [0] and consumer.poll_timeouts == []
+    assert len(ready_records(cast(Consumer, consumer), 2)) == 1
+    assert ready_records(cast(Consumer, consumer), 2) == []
+    assert consumer.poll_timeouts == [0.1], "an idle loop waits for the first record, not for a batch"

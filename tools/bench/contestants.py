@@ -67,7 +67,12 @@ def _spawn(args: list[str], python: str, log: Path) -> subprocess.Popen[bytes]:
                                 env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"})
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+LOOP_FOREVER = 10**12
+"""A loop's ``--count`` when it is stopped from outside (latency runs)."""
+
+
+def stop_child(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a child (a loop started with :meth:`Baselines.start`), killing it if it lingers."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -87,7 +92,7 @@ def run_child(name: str, args: list[str], kafka: KafkaSettings, wiring: Wiring, 
         timing = read_output_timing(kafka.bootstrap_servers, wiring.timed_topics, count, idle_s=20)
         usage = usage_since([proc.pid], start)
     finally:
-        _stop(proc)
+        stop_child(proc)
     return RunResult(name, timing.count, timing.throughput, usage)
 
 
@@ -106,14 +111,32 @@ class Baselines:
     def run(self, kind: str, kafka: KafkaSettings, wiring: Wiring, count: int, log: Path) -> RunResult:
         """Loop ``kind`` reads ``count`` input records; timed until the records it writes for them
         on the scores and dead-letter topics have arrived."""
+        timed = self._timed(kind)
+        return run_child(kind, self._args(kind, kafka, wiring, count), kafka, wiring,
+                         self.record_set.count(count, timed), log)
+
+    def start(self, kind: str, kafka: KafkaSettings, wiring: Wiring, count: int,
+              log: Path) -> tuple[subprocess.Popen[bytes], tuple[str, ...]]:
+        """Loop ``kind`` started and ready, and the roles of the topics to time it on (for latency runs)."""
+        proc = _spawn(self._args(kind, kafka, wiring, count), sys.executable, log)
+        try:
+            wait_for_ready_line(proc, 180, kind)
+        except BaseException:
+            stop_child(proc)
+            raise
+        return proc, self._timed(kind)
+
+    @staticmethod
+    def _timed(kind: str) -> tuple[str, ...]:
+        return ("output_topic",) if kind == "plain-batched" else TIMED_ROLES  # it has no dead-letter topic
+
+    def _args(self, kind: str, kafka: KafkaSettings, wiring: Wiring, count: int) -> list[str]:
         writes_changelog = kind == "io-limit"
         roles = [r for r in self.record_set.per_event() if writes_changelog or r != CHANGELOG]
         ensure_outputs(kafka, wiring, roles)
-        timed = ("output_topic",) if kind == "plain-batched" else TIMED_ROLES  # it has no dead-letter topic
-        args = ["-m", "tools.bench.loops", kind, "--service", self.service, "--bootstrap", kafka.bootstrap_servers,
+        return ["-m", "tools.bench.loops", kind, "--service", self.service, "--bootstrap", kafka.bootstrap_servers,
                 "--topics", json.dumps(wiring.topics), "--count", str(count), "--batch", str(self.batch),
                 "--records", str(self.records_path), "--linger"]
-        return run_child(kind, args, kafka, wiring, self.record_set.count(count, timed), log)
 
 
 def run_peer(service: str, kafka: KafkaSettings, wiring: Wiring, count: int, log: Path, python: str) -> RunResult:

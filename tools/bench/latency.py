@@ -13,11 +13,11 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shared.settings import KafkaSettings
-from tools.bench.contestants import Records, terminate_service
+from tools.bench.contestants import LOOP_FOREVER, Baselines, Records, stop_child, terminate_service
 from tools.bench.measure import percentile, read_output_timing
 from tools.bench.wiring import new_topic, service_env, wire
 from tools.loadgen.generator import LoadGenerator
@@ -26,6 +26,9 @@ from tools.supervisor import ServiceProcess
 logger = logging.getLogger(__name__)
 
 LOAD_LEVELS = (0.25, 0.5, 0.8)
+LOOP_LEVEL = 0.5
+"""The level the baseline loops are also measured at (the latency targets are set there)."""
+LOOP_KINDS = ("io-limit", "plain-batched")
 SETTLE_MS = 1000
 
 
@@ -40,6 +43,7 @@ class LatencyResult:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    contestant: str = "shopstream"
 
 
 @dataclass(frozen=True)
@@ -60,23 +64,44 @@ def _paced(kafka: KafkaSettings, source: str, records: Records, rate: float, sec
 def run_latency(service: str, kafka: KafkaSettings, records: Records, partitions: int, saturation: float,
                 seconds: float, log: Path, levels: Sequence[float] = LOAD_LEVELS,
                 extra_env: dict[str, str] | None = None) -> list[LatencyResult]:
+    """The service at each load level in turn (one process)."""
     source = new_topic(kafka, f"{service}-lat-in", partitions)
     wiring = wire(kafka, service, source, partitions, f"{service}-lat-out")
-    phases: list[_Phase] = []
     proc = ServiceProcess(service, service_env(kafka, wiring, extra_env), log)
     try:
         proc.start()
         proc.wait_ready(180)
-        for fraction in levels:
-            start = int(time.time() * 1000)
-            logger.info("%s latency: %.0f%% of saturation, %.0f events/s", service, fraction * 100,
-                        saturation * fraction)
-            sent = _paced(kafka, source, records, saturation * fraction, seconds)
-            phases.append(_Phase(fraction, saturation * fraction, start, int(time.time() * 1000), sent))
-        timing = read_output_timing(kafka.bootstrap_servers, wiring.timed_topics, sum(p.sent for p in phases),
-                                    idle_s=15)
+        return _paced_levels(kafka, source, wiring.timed_topics, records, saturation, levels, seconds, service)
     finally:
         terminate_service(proc)
+
+
+def run_loop_latency(kind: str, baselines: Baselines, kafka: KafkaSettings, records: Records, partitions: int,
+                     saturation: float, fraction: float, seconds: float, log: Path) -> LatencyResult:
+    """A baseline loop (``io-limit`` or ``plain-batched``) at ``fraction`` of the service's
+    saturation: the floor under the service's latency at the same rate."""
+    service = baselines.service
+    source = new_topic(kafka, f"{service}-lat-{kind}-in", partitions)
+    wiring = wire(kafka, service, source, partitions, f"{service}-lat-{kind}")
+    proc, timed = baselines.start(kind, kafka, wiring, LOOP_FOREVER, log)
+    try:
+        (result,) = _paced_levels(kafka, source, [wiring.topics[role] for role in timed], records, saturation,
+                                  [fraction], seconds, f"{service} {kind}")
+    finally:
+        stop_child(proc)
+    return replace(result, contestant=kind)
+
+
+def _paced_levels(kafka: KafkaSettings, source: str, timed_topics: Sequence[str], records: Records,
+                  saturation: float, levels: Sequence[float], seconds: float, what: str) -> list[LatencyResult]:
+    """Pace ``source`` through the load levels, then attribute each output to its level by event time."""
+    phases: list[_Phase] = []
+    for fraction in levels:
+        start = int(time.time() * 1000)
+        logger.info("%s latency: %.0f%% of saturation, %.0f events/s", what, fraction * 100, saturation * fraction)
+        sent = _paced(kafka, source, records, saturation * fraction, seconds)
+        phases.append(_Phase(fraction, saturation * fraction, start, int(time.time() * 1000), sent))
+    timing = read_output_timing(kafka.bootstrap_servers, list(timed_topics), sum(p.sent for p in phases), idle_s=15)
     results = []
     for phase in phases:
         window = timing.window(phase.start_ms + SETTLE_MS, phase.end_ms)

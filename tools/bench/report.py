@@ -128,10 +128,10 @@ def format_service(report: ServiceReport) -> str:
     lines += cpu_lines(report.runs)
     lines += [f"- {LABELS.get(name, name)} not measured: {why}" for name, why in report.skipped.items()]
     if report.latency:
-        lines += ["", "| load | target events/s | sent events/s | p50 ms | p95 ms | p99 ms |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r.fraction:.0%} | {r.rate:,.0f} | {r.achieved:,.0f} | {r.p50_ms:.0f} | {r.p95_ms:.0f} | "
-                  f"{r.p99_ms:.0f} |" for r in report.latency]
+        lines += ["", "| contestant | load | target events/s | sent events/s | p50 ms | p95 ms | p99 ms |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {LABELS.get(r.contestant, r.contestant)} | {r.fraction:.0%} | {r.rate:,.0f} | {r.achieved:,.0f} "
+                  f"| {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} |" for r in report.latency]
     return "\n".join(lines)
 
 
@@ -165,7 +165,8 @@ def format_runtime(report: RuntimeBenchReport) -> str:
               Ratio("shopstream / naive-sync", ratio(shop, report.median("naive-sync")), GOALS["naive"]).line()]
     lines += cpu_lines(report.runs)
     for lat in report.latency:
-        lines.append(f"- latency at {lat.rate:,.0f} events/s ({lat.fraction:.0%} of saturation): "
+        lines.append(f"- latency of {LABELS.get(lat.contestant, lat.contestant)} at {lat.rate:,.0f} events/s "
+                     f"({lat.fraction:.0%} of shopstream's saturation): "
                      f"p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, p99 {lat.p99_ms:.0f} ms")
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shared.settings import KafkaSettings
 from tools.bench.contestants import Baselines, RunResult, run_service
-from tools.bench.latency import LatencyResult, run_latency
+from tools.bench.latency import LOOP_KINDS, LOOP_LEVEL, LatencyResult, run_latency, run_loop_latency
 from tools.bench.measure import median_spread
 from tools.bench.record_set import RECORD_SET_EVENTS
 from tools.bench.scoring import ServiceHarness, capture_record_set
@@ -80,7 +80,10 @@ def run_runtime_bench(kafka: KafkaSettings, events: int, partitions: int, repeat
         add("naive-sync", baselines.run("naive-sync", kafka, wire(kafka, "echo", source, partitions, "naive-sync"),
                                         naive_events, log_dir / "naive-sync.log"))
         time.sleep(1)
-    report.latency = run_latency("echo", kafka, records, partitions, report.median("shopstream"), latency_seconds,
-                                 log_dir / "echo-latency.log", levels=(0.5,), extra_env=ECHO_ENV)
+    saturation = report.median("shopstream")
+    report.latency = run_latency("echo", kafka, records, partitions, saturation, latency_seconds,
+                                 log_dir / "echo-latency.log", levels=(LOOP_LEVEL,), extra_env=ECHO_ENV)
+    report.latency += [run_loop_latency(kind, baselines, kafka, records, partitions, saturation, LOOP_LEVEL,
+                                        latency_seconds, log_dir / f"echo-latency-{kind}.log") for kind in LOOP_KINDS]
     report.load.append(os.getloadavg()[0])
     return report

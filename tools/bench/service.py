@@ -19,7 +19,7 @@ from pathlib import Path
 
 from shared.settings import KafkaSettings
 from tools.bench.contestants import Baselines, RunResult, run_peer, run_service
-from tools.bench.latency import LatencyResult, run_latency
+from tools.bench.latency import LOOP_KINDS, LOOP_LEVEL, LatencyResult, run_latency, run_loop_latency
 from tools.bench.measure import median_spread
 from tools.bench.model_limit import MIN_S, ModelLimit, capture, measure_model_limits
 from tools.bench.wiring import SERVICE_STREAMS, batch_size, new_topic, wire
@@ -129,5 +129,11 @@ def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig
     if saturation == saturation:  # not NaN: shopstream ran at least once
         report.latency = run_latency(service, kafka, records, p, saturation, c.latency_seconds,
                                      log_dir / f"{service}-latency.log")
+        for kind in LOOP_KINDS:
+            try:
+                report.latency.append(run_loop_latency(kind, baselines, kafka, records, p, saturation, LOOP_LEVEL,
+                                                       c.latency_seconds, log_dir / f"{service}-latency-{kind}.log"))
+            except Exception as exc:
+                report.skipped[f"{kind} latency"] = f"{type(exc).__name__}: {exc}"
     report.load.append(os.getloadavg()[0])
     return report
