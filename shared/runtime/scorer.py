@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
@@ -36,9 +36,11 @@ if TYPE_CHECKING:
 EventT = TypeVar("EventT", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
-class Event(Generic[EventT]):
-    """A validated input record and where it came from."""
+class Event(NamedTuple, Generic[EventT]):
+    """A validated input record and where it came from.
+
+    Immutable, and a NamedTuple rather than a frozen dataclass: one is built per input record, and
+    a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost 1.6 us against 0.4."""
 
     value: EventT
     key: str
