@@ -134,6 +134,12 @@ def model_panels(stateful: bool) -> list[Panel]:
         panels.append(Panel("State store size", (
             (f"sum by (service) (shopstream_state_entries{{{SEL}}})", "{{service}}"),
         ), "short", description="Keys held in the changelog-backed state store, all replicas."))
+        panels.append(Panel("State store bytes and evictions", (
+            (f"sum by (service) (shopstream_state_bytes{{{SEL}}})", "{{service}} bytes"),
+            (zero_fill(f"sum by (service, reason) (rate(shopstream_state_evictions_total{{{SEL}}}[{RATE}]))"),
+             "{{service}} evicted/s ({{reason}} bound)"),
+        ), "short", description="Bytes of the state's values as encoded for the changelog, and least recently used "
+                                "keys evicted per second by the key or byte bound (RUNTIME__MAX_STATE_*)."))
     return panels
 
 

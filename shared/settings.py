@@ -124,6 +124,9 @@ class RuntimeSettings(BaseModel):
     """On revoke, wait this long for acknowledgements before committing what is done."""
     max_state_keys_per_partition: int = Field(1_000_000, ge=1)
     """Least recently used keys beyond this are evicted (memory stays bounded)."""
+    max_state_bytes_per_partition: int = Field(256 * 1024 * 1024, ge=1)
+    """Least recently used keys are also evicted while a partition's state (its changelog records:
+    keys plus encoded values) is larger than this, so values that keep growing stay bounded too."""
     create_topics: bool = True
     """Create missing output, DLQ and changelog topics at start (needs the CREATE ACL)."""
     default_partitions: int = Field(8, ge=1)

@@ -91,7 +91,8 @@ class ServiceApp:
         self.metrics = metrics or RuntimeMetrics(settings.service_name)
         self.clients: ClientFactory = clients or BrokerClients(settings.kafka)
         self.health = HealthState()
-        self.state = StateStore(settings.runtime.max_state_keys_per_partition) if scorer.stateful else None
+        bounds = (settings.runtime.max_state_keys_per_partition, settings.runtime.max_state_bytes_per_partition)
+        self.state = StateStore(*bounds) if scorer.stateful else None
         self.assignment = Assignment(self.metrics, settings.input_topic)
         self.events = ClientEvents(self.metrics, self.health, self.assignment,
                                    f"topic {settings.input_topic}, group {settings.resolved_group_id}")

@@ -193,10 +193,18 @@ class ExactlyOnce(Delivery):
                 logger.warning("commit_transaction retriable error, retrying: %s", exc)
 
     def _abort(self, unit: DeliveryUnit, exc: KafkaException) -> None:
+        """Abort the transaction and rewind its partitions; the unit is reported failed, so producing
+        pauses with back-off (an output whose WRITE ACL was revoked is retried, not spun on or
+        crashed over). Only a fatal error (a fenced producer) ends the process, for a restart."""
         error = exc.args[0]
-        if error.fatal() or not error.txn_requires_abort():
-            raise exc  # fenced or fatal: only a restart with a fresh producer can go on
+        if error.fatal():
+            raise exc
         logger.warning("transaction aborted, rewinding partitions %s: %s", sorted(unit.first_offsets), error)
-        self.producer.abort_transaction(self._timeout_s)
+        try:
+            self.producer.abort_transaction(self._timeout_s)
+        except KafkaException:
+            raise exc from None  # the producer cannot even abort: only a fresh one can go on
         self._aborted.update(unit.first_offsets)
         self._fail_unit(unit)
+        unit.failed = True
+        self._on_unit_done(unit)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -84,6 +85,7 @@ class StreamLoop:
         self.dead: list[DeadLetterRecord] = []
         self.retry: FailedBatch | None = None
         self.last_scored: Event[Any] | None = None
+        self._evictions_exported: Counter[str] = Counter()
         """An event that scored, to probe whether the scorer works when a record fails alone."""
         service, topic = parts.metrics.service, parts.assignment.topic
         self._consumed_total = parts.metrics.consumed.labels(service, topic)
@@ -273,6 +275,11 @@ class StreamLoop:
         p.metrics.ready.labels(service).set(1 if p.health.ready() else 0)
         if p.state is not None:
             p.metrics.state_entries.labels(service).set(len(p.state))
+            p.metrics.state_bytes.labels(service).set(p.state.bytes_held())
+            for reason, total in p.state.evicted.items():  # the store counts; the metric follows it
+                if total > self._evictions_exported[reason]:
+                    p.metrics.state_evictions.labels(service, reason).inc(total - self._evictions_exported[reason])
+                    self._evictions_exported[reason] = total
 
     def drain(self, deadline: float) -> None:
         """Finish the open batch (unless the scorer is failing), flush and commit, by ``deadline``

@@ -84,6 +84,14 @@ class RuntimeMetrics:
         self.state_entries = Gauge(
             "shopstream_state_entries", "Keys held in the state store", ["service"], registry=r
         )
+        self.state_bytes = Gauge(
+            "shopstream_state_bytes", "Bytes of the state store's values as encoded for its changelog", ["service"],
+            registry=r,
+        )
+        self.state_evictions = Counter(
+            "shopstream_state_evictions", "Least recently used state keys evicted, by the bound (keys, bytes)",
+            ["service", "reason"], registry=r,
+        )
         self.rebalances = Counter(
             "shopstream_rebalances", "Partition assignments and revocations", ["service", "kind"], registry=r
         )

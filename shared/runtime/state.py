@@ -15,7 +15,7 @@ Values returned by ``get`` are shared with the store: treat them as read-only an
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,19 +35,27 @@ class StateChange:
 
 
 class StateStore:
-    """Per-partition key → JSON dict maps, bounded by ``max_keys_per_partition`` (LRU eviction).
+    """Per-partition key → JSON dict maps, bounded per partition in keys and in bytes (LRU eviction).
 
     Eviction forgets the least recently used key in memory and in the changelog (tombstone),
-    so a burst of new keys cannot grow memory without bound.
+    so neither a burst of new keys nor values that keep growing can grow memory without bound.
+    A key's bytes are its changelog record's (key + encoded value), known once it has been
+    encoded (:meth:`drain_changes`) or restored, so the byte bound is enforced there.
     """
 
-    def __init__(self, max_keys_per_partition: int = 1_000_000) -> None:
+    def __init__(self, max_keys_per_partition: int = 1_000_000, max_bytes_per_partition: int | None = None) -> None:
         self._max_keys = max_keys_per_partition
+        self._max_bytes = max_bytes_per_partition
         self._partitions: dict[int, OrderedDict[str, JsonDict]] = {}
+        self._sizes: dict[int, dict[str, int]] = {}
+        """partition → key → bytes of its last encoded value (key included)."""
+        self._bytes: Counter[int] = Counter()
+        """partition → sum of its keys' sizes."""
         self._dirty: dict[tuple[int, str], bool] = {}
         self._staged: dict[tuple[int, str], JsonDict | None] | None = None
         """The open batch's writes (``None`` = deleted), or ``None`` outside a batch."""
-        self.evictions = 0
+        self.evicted: Counter[str] = Counter()
+        """Keys evicted so far, by the bound that evicted them: ``keys`` or ``bytes``."""
 
     # -- batch transactions ------------------------------------------------------------------
 
@@ -96,8 +104,9 @@ class StateStore:
         self._dirty[(partition, key)] = True
         while len(entries) > self._max_keys:
             evicted, _ = entries.popitem(last=False)
+            self._forget_size(partition, evicted)
             self._dirty[(partition, evicted)] = False
-            self.evictions += 1
+            self.evicted["keys"] += 1
 
     def delete(self, partition: int, key: str) -> None:
         if self._staged is not None:
@@ -106,18 +115,52 @@ class StateStore:
             return
         entries = self._partitions.get(partition)
         if entries is not None and entries.pop(key, None) is not None:
+            self._forget_size(partition, key)
             self._dirty[(partition, key)] = False
 
     def drain_changes(self) -> list[StateChange]:
-        """Changed keys since the last drain, as changelog records (tombstones for deletions)."""
+        """Changed keys since the last drain, as changelog records (tombstones for deletions and
+        for the keys the byte bound evicts)."""
         changes = []
         for (partition, key), present in self._dirty.items():
             entries = self._partitions.get(partition)
             value = entries.get(key) if present and entries is not None else None
             encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS) if value is not None else None
+            if encoded is not None:
+                self._set_size(partition, key, len(key) + len(encoded))
             changes.append(StateChange(partition, key, encoded))
+        for partition in {partition for partition, _ in self._dirty}:
+            changes.extend(StateChange(partition, key, None) for key in self._evict_bytes(partition))
         self._dirty.clear()
         return changes
+
+    def _set_size(self, partition: int, key: str, size: int) -> None:
+        sizes = self._sizes.setdefault(partition, {})
+        self._bytes[partition] += size - sizes.get(key, 0)
+        sizes[key] = size
+
+    def _forget_size(self, partition: int, key: str) -> None:
+        size = self._sizes.get(partition, {}).pop(key, 0)
+        self._bytes[partition] -= size
+
+    def _evict_bytes(self, partition: int) -> list[str]:
+        """Evict least recently used keys while the partition holds more than the byte bound."""
+        entries = self._partitions.get(partition)
+        evicted: list[str] = []
+        while self._max_bytes is not None and entries and self._bytes[partition] > self._max_bytes:
+            key, _ = entries.popitem(last=False)
+            self._forget_size(partition, key)
+            evicted.append(key)
+        self.evicted["bytes"] += len(evicted)
+        return evicted
+
+    @property
+    def evictions(self) -> int:
+        return sum(self.evicted.values())
+
+    def bytes_held(self) -> int:
+        """Bytes of every key's last encoded value (the changelog's live size, as restored)."""
+        return sum(self._bytes.values())
 
     def apply_changelog(self, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
         """Replay changelog ``(key, value)`` records into a partition; returns keys restored."""
@@ -127,18 +170,24 @@ class StateStore:
                 continue
             key = raw_key.decode()
             if raw_value is None:
-                entries.pop(key, None)
+                if entries.pop(key, None) is not None:
+                    self._forget_size(partition, key)
             else:
                 entries[key] = orjson.loads(raw_value)
                 entries.move_to_end(key)
+                self._set_size(partition, key, len(key) + len(raw_value))
         while len(entries) > self._max_keys:
-            entries.popitem(last=False)
+            evicted, _ = entries.popitem(last=False)
+            self._forget_size(partition, evicted)
+        self._evict_bytes(partition)
         return len(entries)
 
     def drop_partitions(self, partitions: Iterable[int]) -> None:
         """Forget revoked partitions (their changelog keeps them for the next owner)."""
         for partition in partitions:
             self._partitions.pop(partition, None)
+            self._sizes.pop(partition, None)
+            self._bytes.pop(partition, None)
             for dirty_key in [k for k in self._dirty if k[0] == partition]:
                 del self._dirty[dirty_key]
 

@@ -63,15 +63,16 @@ class Account:
     access: ServiceAccess
 
 
-def new_account(kafka: SecureKafka, grant_input: bool = True) -> Account:
-    """A SCRAM user with its own topics, and ACLs for exactly those (optionally not the input)."""
+def new_account(kafka: SecureKafka, grant_input: bool = True, exactly_once: bool = False) -> Account:
+    """A SCRAM user with its own topics, and ACLs for exactly those (optionally not the input;
+    with its transactional ids for exactly-once)."""
     name = f"sec-{uuid.uuid4().hex[:10]}"
     topics = {name: 2, f"{name}.out": 2, f"{name}.dlq": 2}
     create_topics(kafka.admin_bootstrap, topics)
     user, password = f"svc-{name}", secrets.token_urlsafe(24)
     add_scram_user(kafka.admin_bootstrap, user, password)
     access = ServiceAccess(user, f"g-{name}", [name], [f"{name}.out", f"{name}.dlq"])
-    bindings = service_acls(access)
+    bindings = service_acls(access, exactly_once)
     if not grant_input:
         bindings = [b for b in bindings if b.name != name]
     grant(kafka.admin_bootstrap, bindings)
@@ -180,15 +181,18 @@ def test_a_wrong_password_fails_clearly_without_leaking_either_password(
     assert_secret_absent(account.password, text)
 
 
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 def test_revoked_output_acl_stops_commits_until_it_is_granted_again(
-    secure_kafka: SecureKafka, tmp_path: Path
+    secure_kafka: SecureKafka, tmp_path: Path, delivery: str
 ) -> None:
+    """Exactly-once too: ``produce`` refused inside a transaction aborts it and pauses, no exit."""
     from confluent_kafka import Consumer, TopicPartition
 
-    account = new_account(secure_kafka)
+    exactly_once = delivery == "exactly_once"
+    account = new_account(secure_kafka, exactly_once=exactly_once)
     topic, out_topic = account.access.reads[0], account.access.writes[0]
     write_acls = [b for b in service_acls(account.access) if b.name == out_topic]
-    env = secure_env(secure_kafka, account, topic)
+    env = secure_env(secure_kafka, account, topic) | {"RUNTIME__DELIVERY": delivery}
 
     def committed() -> int:
         consumer = Consumer({"bootstrap.servers": secure_kafka.admin_bootstrap, "group.id": account.access.group})
@@ -213,7 +217,9 @@ def test_revoked_output_acl_stops_commits_until_it_is_granted_again(
                       lambda rs: len({r.key for r in rs}) >= 500, timeout_s=90)
         recovered_s = time.monotonic() - regranted
         assert svc.alive()
-    print(f"\n[ACL revoked] committed while revoked={blocked} published={published}; "
+        log_text = (tmp_path / "echo.log").read_text(errors="replace")
+    assert "Traceback" not in log_text, "the service must pause, not crash and restart"
+    print(f"\n[ACL revoked, {delivery}] committed while revoked={blocked} published={published}; "
           f"all 500 scored {recovered_s:.1f}s after the re-grant ({len(out)} records, "
           f"{len(out) - len({r.key for r in out})} duplicates)")
     assert blocked <= published, "input was committed without its output"

@@ -152,6 +152,8 @@ class FakeProducer:
     """While set, nothing is acknowledged (a slow broker): records stay in flight."""
     abort_commits: int = 0
     """This many ``commit_transaction`` calls fail with an error that requires an abort."""
+    refuse_topics: set[str] = field(default_factory=set)
+    """``produce`` to these topics raises, as librdkafka refuses a topic it knows it may not write."""
     delivered: list[Produced] = field(default_factory=list)
     queued: list[tuple[Produced, DeliveryCallback | None]] = field(default_factory=list)
     transaction: list[Produced] = field(default_factory=list)
@@ -162,6 +164,8 @@ class FakeProducer:
     def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None, partition: int = -1, *,
                 on_delivery: DeliveryCallback | None = None, headers: OutHeaders | None = None) -> None:
         record = Produced(topic, key, value, partition, list(headers or []))
+        if topic in self.refuse_topics:
+            raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
         if on_delivery is None:  # inside a transaction: visible once it commits
             self.transaction.append(record)
         else:

@@ -224,3 +224,40 @@ def test_drain_scores_the_open_batch_and_commits_but_not_a_batch_waiting_for_a_r
     failing.loop.drain(time.monotonic() + 5)
     assert len(scorer.calls) == 1, "stopping while the scorer fails: no forced retry"
     assert failing.outputs() == [] and failing.consumer.commits == [], "and nothing committed past it"
+
+
+def test_state_bytes_and_evictions_by_bound_are_exported() -> None:
+    t = harness(partitions=[0], max_state_bytes_per_partition=40, max_state_keys_per_partition=3)
+    t.add(0, "k1", "k2", "k3", "k4")  # {"count":1} is 11 bytes, 13 with its key: 3 fit in 40
+    t.loop.turn()
+    t.loop.turn()
+    sample = t.app.metrics.registry.get_sample_value
+    assert sample("shopstream_state_evictions_total", {"service": "echo", "reason": "keys"}) == 1
+    assert sample("shopstream_state_bytes", {"service": "echo"}) == 39
+    t.add(0, "k2", "k3")  # counts of 2: still 13 bytes each
+    t.add(0, *[f"key{i}" for i in range(3)])  # 15 bytes each: 3 of them make 45 > 40
+    t.loop.turn()
+    t.loop.turn()
+    assert sample("shopstream_state_evictions_total", {"service": "echo", "reason": "bytes"}) == 1
+    assert sample("shopstream_state_bytes", {"service": "echo"}) == 30
+
+
+def test_exactly_once_with_its_output_refused_pauses_and_resumes_instead_of_exiting() -> None:
+    """The WRITE ACL of the output revoked: ``produce`` raises inside the transaction."""
+    t = harness(partitions=[0], delivery="exactly_once", retry_initial_backoff_s=1.0)
+    t.producer.refuse_topics = {"out"}
+    t.add(0, "u1", "u2")
+    t.loop.turn()
+    assert t.producer.aborted == 1 and t.outputs() == []
+    assert t.app.health.reasons() == ["produce failing"] and t.paused_gauge() == 1
+    for _ in range(3):  # refused again after each back-off; never an exception out of the loop
+        t.clock.now += 10.0
+        t.loop.turn()
+        t.loop.turn()
+    assert t.producer.aborted >= 2 and t.outputs() == []
+    t.producer.refuse_topics = set()  # granted again
+    t.clock.now += 10.0
+    for _ in range(3):
+        t.loop.turn()
+    assert t.outputs() == [(0, 0, 1), (0, 1, 1)], "scored once each, the aborted tries' state restored away"
+    assert t.producer.transaction_offsets == {0: 2} and t.app.health.ready()

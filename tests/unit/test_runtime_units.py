@@ -225,3 +225,28 @@ def test_a_consumer_fatal_error_event_stops_the_loop_even_without_the_fatal_flag
     assert app.health.reasons() == ["fatal kafka error: _FATAL"]
     with pytest.raises(KafkaException):
         loop.turn()
+
+
+def test_state_is_bounded_in_bytes_too_and_evicts_least_recently_used_with_tombstones() -> None:
+    store = StateStore(max_bytes_per_partition=60)
+    store.put(0, "a", {"v": "x" * 10})  # 1 + 18 bytes as a changelog record
+    store.put(0, "b", {"v": "y" * 10})
+    store.put(1, "c", {"v": "z" * 40})  # another partition: its own budget
+    store.drain_changes()
+    assert store.bytes_held() == 19 + 19 + 49 and store.evictions == 0
+    store.get(0, "a")
+    store.put(0, "d", {"v": "w" * 20})  # 29 bytes: 67 > 60, so the least recently used key goes
+    changes = [(c.partition, c.key, c.value is None) for c in store.drain_changes()]
+    assert changes == [(0, "d", False), (0, "b", True)], "evicted in memory and tombstoned in the changelog"
+    assert set(store.snapshot(0)) == {"a", "d"} and store.evicted == {"bytes": 1}
+    store.put(0, "a", {"v": "x" * 40})  # a value that grows counts as it grows: 1 + 48, with d's 29
+    assert [(c.key, c.value is None) for c in store.drain_changes()] == [("a", False), ("d", True)]
+    assert store.bytes_held() == 49 + 49
+
+
+def test_restoring_a_changelog_respects_the_byte_bound_and_counts_sizes() -> None:
+    store = StateStore(max_bytes_per_partition=40)
+    records = [(b"a", b'{"v":"' + b"x" * 10 + b'"}'), (b"b", b'{"v":"' + b"y" * 10 + b'"}'), (b"a", None),
+               (b"c", b'{"v":"' + b"z" * 10 + b'"}'), (b"d", b'{"v":"' + b"w" * 10 + b'"}')]
+    store.apply_changelog(0, records)
+    assert set(store.snapshot(0)) == {"c", "d"} and store.bytes_held() == 38

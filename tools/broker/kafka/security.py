@@ -83,10 +83,15 @@ def _allow(restype: ResourceType, name: str, principal: str, op: AclOperation) -
     return AclBinding(restype, name, ResourcePatternType.LITERAL, principal, "*", op, AclPermissionType.ALLOW)
 
 
-def service_acls(access: ServiceAccess) -> list[AclBinding]:
-    """The least privilege a runtime service needs (at-least-once; no topic creation)."""
+def service_acls(access: ServiceAccess, exactly_once: bool = False) -> list[AclBinding]:
+    """The least privilege a runtime service needs (no topic creation). Exactly-once adds its
+    transactional ids, ``<group>.<instance>``: WRITE and DESCRIBE on the ``<group>.`` prefix."""
     principal = f"User:{access.user}"
     bindings = [_allow(ResourceType.GROUP, access.group, principal, AclOperation.READ)]
+    if exactly_once:
+        bindings += [AclBinding(ResourceType.TRANSACTIONAL_ID, f"{access.group}.", ResourcePatternType.PREFIXED,
+                                principal, "*", op, AclPermissionType.ALLOW)
+                     for op in (AclOperation.WRITE, AclOperation.DESCRIBE)]
     for topic in access.reads:
         bindings += [_allow(ResourceType.TOPIC, topic, principal, op)
                      for op in (AclOperation.READ, AclOperation.DESCRIBE)]
