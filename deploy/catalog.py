@@ -30,7 +30,7 @@ TARGET_LABELS = frozenset({"instance", "job"})
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 PROMQL_WORDS = frozenset({
     "sum", "max", "min", "avg", "count", "by", "on", "or", "and", "unless", "without", "offset", "rate",
-    "increase", "delta", "deriv", "histogram_quantile", "bool", "ignoring", "group_left", "group_right",
+    "increase", "delta", "deriv", "histogram_quantile", "bool", "time", "ignoring", "group_left", "group_right",
 })
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "15m", "$__interval": "15s"}
 

@@ -130,6 +130,13 @@ def model_panels(stateful: bool) -> list[Panel]:
              "{{service}} {{reason}}"),
         ), kind="stat", width=6, description="Model versions refused (checksum, spec) or failed to load."),
     ]
+    panels.append(Panel("Stalled partitions", (
+        (zero_fill(f"sum by (service) (shopstream_partition_stalled{{{SEL}}})"), "{{service}} stalled"),
+        (f"max by (service, partition) (time() - shopstream_partition_last_progress_timestamp_seconds{{{SEL}}})",
+         "{{service}}[{{partition}}] s since progress"),
+    ), "short", description="Input partitions with records waiting and no progress for RUNTIME__STALL_AFTER_S "
+                            "(not ready; alert ShopstreamPartitionStalled), and each partition's seconds since its "
+                            "records were last delivered."))
     if stateful:
         panels.append(Panel("State store size", (
             (f"sum by (service) (shopstream_state_entries{{{SEL}}})", "{{service}}"),

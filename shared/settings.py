@@ -114,6 +114,9 @@ class RuntimeSettings(BaseModel):
     """A record the scorer raised on this many times alone is dead-lettered (``scorer_error``) if the
     scorer works for other records; if it fails on everything, nothing is dead-lettered."""
     session_timeout_ms: int = Field(10_000, ge=1000)
+    stall_after_s: float = Field(60.0, gt=0)
+    """A partition with records waiting (lag > 0) that made no progress for this long, while the
+    loop turns and consumption is not paused, is reported stalled: not ready, counted, alerted."""
     statistics_interval_ms: int = Field(1000, ge=0)
     """librdkafka statistics period; consumer lag metrics come from it (0 disables)."""
     dlq_message_max_chars: int = Field(500, ge=16)

@@ -100,6 +100,19 @@ def make_admin(kafka: KafkaSettings, client_id: str = "shopstream-admin") -> Adm
     return AdminClient(_with_callbacks(kafka.client_config(client_id), None))
 
 
+def fetch_positions(stats: dict[str, Any], topic: str) -> dict[int, int]:
+    """The next offset the consumer will fetch, per partition of ``topic`` (librdkafka's
+    ``next_offset``: past control records and aborted transactions, unlike the application's
+    position), from a statistics payload."""
+    partitions = stats.get("topics", {}).get(topic, {}).get("partitions", {})
+    positions: dict[int, int] = {}
+    for number, info in partitions.items():
+        partition, offset = int(number), info.get("next_offset", -1)
+        if partition >= 0 and offset >= 0:
+            positions[partition] = int(offset)
+    return positions
+
+
 def partition_lags(stats: dict[str, Any], topic: str) -> dict[int, int]:
     """Consumer lag per assigned partition of ``topic`` from a librdkafka statistics payload."""
     partitions = stats.get("topics", {}).get(topic, {}).get("partitions", {})

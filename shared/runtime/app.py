@@ -28,6 +28,7 @@ from shared.runtime.batcher import Batcher
 from shared.runtime.codec import DECODE_REASONS, RecordDecoder
 from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.delivery import AtLeastOnce, Delivery, ExactlyOnce, UnitDone
+from shared.runtime.end_offsets import EndOffsets
 from shared.runtime.events import ClientEvents, UnitOutcomes
 from shared.runtime.factories import (
     BrokerClients,
@@ -44,7 +45,9 @@ from shared.runtime.pause import Backoff, PauseController
 from shared.runtime.pipeline import BatchPipeline
 from shared.runtime.rebalance import Assignment, Rebalancer
 from shared.runtime.records import Pending, RecordBuilder
+from shared.runtime.retry import SCORER_ERROR
 from shared.runtime.scorer import LoadContext, Scorer
+from shared.runtime.stalls import StallWatch
 from shared.runtime.state import StateStore
 from shared.runtime.topics import service_topics
 from shared.settings import ServiceSettings
@@ -94,6 +97,9 @@ class ServiceApp:
         bounds = (settings.runtime.max_state_keys_per_partition, settings.runtime.max_state_bytes_per_partition)
         self.state = StateStore(*bounds) if scorer.stateful else None
         self.assignment = Assignment(self.metrics, settings.input_topic)
+        self.stalls = StallWatch(settings.runtime.stall_after_s, clock)
+        self.end_offsets = EndOffsets(self.clients.end_offsets, settings.input_topic,
+                                      interval_s=min(max(settings.runtime.stall_after_s / 4, 1.0), 15.0))
         self.events = ClientEvents(self.metrics, self.health, self.assignment,
                                    f"topic {settings.input_topic}, group {settings.resolved_group_id}")
         self.loop: StreamLoop | None = None
@@ -104,7 +110,7 @@ class ServiceApp:
         self._stop_requested_at: float | None = None
         self._watchdog_armed = False
         self._server: HealthServer | None = None
-        for reason in DECODE_REASONS:  # series exist from the start, so rate() sees a first burst
+        for reason in (*DECODE_REASONS, SCORER_ERROR):  # series exist from the start: rate() sees a first burst
             self.metrics.dead_lettered.labels(settings.service_name, settings.input_topic, reason)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -142,6 +148,7 @@ class ServiceApp:
         subscribe; returns the loop, ready to turn (:meth:`run` turns it until stopped)."""
         self._load()
         self.loop = self._connect()
+        self.end_offsets.start()
         return self.loop
 
     def _install_signal_handlers(self) -> None:
@@ -198,7 +205,7 @@ class ServiceApp:
                                          self.events.on_error, self.events.on_stats)
         pauses = PauseController(consumer, self.metrics.paused.labels(s.service_name), self._clock)
         outcomes = UnitOutcomes(self.metrics, s.input_topic, self.health, pauses,
-                                Backoff(rt.retry_initial_backoff_s, rt.retry_max_backoff_s))
+                                Backoff(rt.retry_initial_backoff_s, rt.retry_max_backoff_s), self.stalls)
         producer = self.clients.producer(client_id(s), producer_overrides(s), self.events.on_error)
         delivery = self._delivery_for(producer, outcomes.on_unit_done)
         self._consumer, self._delivery = consumer, delivery
@@ -233,7 +240,8 @@ class ServiceApp:
             decoder=decoder, batcher=batcher, pauses=pauses, events=self.events, assignment=self.assignment,
             restore=self._restore, scorer_backoff=Backoff(rt.retry_initial_backoff_s, rt.retry_max_backoff_s),
             max_inflight=rt.max_inflight_messages, split_after_failures=rt.split_after_failures,
-            poison_after_failures=rt.poison_after_failures, clock=self._clock,
+            poison_after_failures=rt.poison_after_failures, stalls=self.stalls,
+            end_offsets=self.end_offsets, clock=self._clock,
         )
 
     def _restore(self, partitions: Iterable[int]) -> None:
@@ -243,6 +251,7 @@ class ServiceApp:
     def close(self) -> None:
         """Close the clients, the scorer, the config reader and the HTTP server (idempotent)."""
         self.health.model_loaded = False
+        self.end_offsets.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None

@@ -14,12 +14,13 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from shared.kafka.clients import is_fatal, partition_lags
+from shared.kafka.clients import fetch_positions, is_fatal, partition_lags
 from shared.runtime.health import HealthState
 from shared.runtime.metrics import RuntimeMetrics, observe_many
 from shared.runtime.offsets import DeliveryUnit
 from shared.runtime.pause import Backoff, PauseController
 from shared.runtime.rebalance import Assignment
+from shared.runtime.stalls import StallWatch
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class ClientEvents:
             logger.info("a Kafka broker is reachable again")
             self._health.brokers_down = False
         self._assignment.report_lags(partition_lags(stats, self._assignment.topic))
+        self._assignment.report_positions(fetch_positions(stats, self._assignment.topic))
 
     def _on_fatal(self, err: KafkaError) -> None:
         logger.error("fatal kafka client error, exiting for a restart: %s", err.str())
@@ -96,8 +98,9 @@ class UnitOutcomes:
     """Each settled delivery unit: a failure backs producing off; a success proves Kafka lets us in."""
 
     def __init__(self, metrics: RuntimeMetrics, input_topic: str, health: HealthState, pauses: PauseController,
-                 backoff: Backoff) -> None:
+                 backoff: Backoff, stalls: StallWatch) -> None:
         self._metrics = metrics
+        self._stalls = stalls
         self._health = health
         self._pauses = pauses
         self._backoff = backoff
@@ -112,6 +115,7 @@ class UnitOutcomes:
             self._pauses.pause("produce", for_s=self._backoff.failed())
             return
         self._backoff.reset()
+        self._stalls.progressed(unit.last_offsets)
         if self._health.denied is not None or self._health.brokers_down or self._health.produce_failing:
             logger.info("kafka accepts this service's writes again")
             self._health.denied, self._health.brokers_down, self._health.produce_failing = None, False, False

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient
 
-from shared.kafka.clients import StatsCallback, make_consumer, make_producer
+from shared.kafka.clients import StatsCallback, make_admin, make_consumer, make_producer
 from shared.kafka.config_topic import CompactedTopicReader
 from shared.kafka.protocols import ConsumerLike, ProducerLike
-from shared.runtime.restore import ensure_topics, restore_partitions, topic_partitions
+from shared.runtime.restore import end_offsets, ensure_topics, restore_partitions, topic_partitions
 from shared.runtime.state import StateStore
 from shared.runtime.topics import TopicSpecs
 from shared.settings import KafkaSettings, ServiceSettings
@@ -46,6 +47,10 @@ class ClientFactory(Protocol):
     def topic_partitions(self, topic: str) -> int | None: ...
     def ensure_topics(self, specs: TopicSpecs) -> None: ...
     def config_reader(self, topic: str, client_id: str) -> ConfigReader: ...
+    def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]: ...
+
+
+END_OFFSETS_TIMEOUT_S = 5.0
 
 
 class BrokerClients:
@@ -53,6 +58,7 @@ class BrokerClients:
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self._kafka = kafka
+        self._admin: AdminClient | None = None
 
     def consumer(
         self, client_id: str, group_id: str, overrides: dict[str, Any], on_error: ErrorCallback,
@@ -74,6 +80,17 @@ class BrokerClients:
 
     def config_reader(self, topic: str, client_id: str) -> ConfigReader:
         return CompactedTopicReader(self._kafka, topic, client_id)
+
+    def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """Called from the end-offsets thread only. Its admin client is kept between calls while
+        every leader answers; after a miss the next call starts a fresh one, whose metadata names
+        the partitions' current leaders (a frozen leader's partitions move to another broker)."""
+        if self._admin is None:
+            self._admin = make_admin(self._kafka, "shopstream-end-offsets")
+        found = end_offsets(self._admin, topic, partitions, END_OFFSETS_TIMEOUT_S)
+        if len(found) < len(partitions):
+            self._admin = None
+        return found
 
 
 def client_id(settings: ServiceSettings) -> str:

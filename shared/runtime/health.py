@@ -41,6 +41,8 @@ class HealthState:
     """Why Kafka refused this service (an authorization error); it cannot make progress."""
     fatal: str | None = None
     """A fatal client error: the process exits for a restart."""
+    stalled: tuple[str, ...] = ()
+    """Input partitions with records waiting and no progress for the stall time (``topic[n]``)."""
     last_loop_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -58,6 +60,7 @@ class HealthState:
             (not self.joined, "not joined to the consumer group"),
             (self.scorer_failing is not None, f"scorer failing: {self.scorer_failing}"),
             (self.produce_failing, "produce failing"),
+            (bool(self.stalled), f"stalled partitions: {', '.join(self.stalled)}"),
         ]
         return [reason for on, reason in flagged if on]
 

@@ -32,6 +32,7 @@ from shared.kafka.protocols import ConsumerLike
 from shared.runtime.batcher import Batcher
 from shared.runtime.codec import DeadLetterRecord, RecordDecoder
 from shared.runtime.delivery import Delivery
+from shared.runtime.end_offsets import EndOffsets
 from shared.runtime.events import ClientEvents
 from shared.runtime.health import HealthState
 from shared.runtime.metrics import RuntimeMetrics
@@ -42,6 +43,7 @@ from shared.runtime.records import Pending
 from shared.runtime.retry import SCORER_ERROR, FailedBatch, Next
 from shared.runtime.scorer import Event, Scorer
 from shared.runtime.scoring import probe
+from shared.runtime.stalls import StallWatch
 from shared.runtime.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ ACK_POLL_S = 0.005
 """The longest idle wait while produced records await their acknowledgement: acks are served
 between polls, and the offsets they release are committed no later than this after they come."""
 MAX_POLL_RECORDS = 1000
+STALL_CHECK_S = 0.5
 
 
 @dataclass(slots=True)
@@ -72,6 +75,8 @@ class LoopParts:
     restore: Callable[[Iterable[int]], object]
     scorer_backoff: Backoff
     max_inflight: int
+    stalls: StallWatch
+    end_offsets: EndOffsets
     split_after_failures: int = 3
     """A failed batch is retried whole this many times before it is halved to find a poison record."""
     poison_after_failures: int = 3
@@ -86,6 +91,8 @@ class StreamLoop:
         self.retry: FailedBatch | None = None
         self.last_scored: Event[Any] | None = None
         self._evictions_exported: Counter[str] = Counter()
+        self._next_stall_check = 0.0
+        self._stall_labels: set[int] = set()
         """An event that scored, to probe whether the scorer works when a record fails alone."""
         service, topic = parts.metrics.service, parts.assignment.topic
         self._consumed_total = parts.metrics.consumed.labels(service, topic)
@@ -107,6 +114,7 @@ class StreamLoop:
         p.delivery.producer.poll(0)
         p.delivery.maybe_commit(p.consumer)
         p.scorer.between_batches()
+        self._check_stalls()
         self._update_gauges()
 
     def _poll(self, wanted: int) -> list[Any]:
@@ -267,6 +275,34 @@ class StreamLoop:
             p.restore(sorted(aborted))
         for partition, offset in offsets.items():
             p.consumer.seek(TopicPartition(p.assignment.topic, partition, offset))
+
+    def _check_stalls(self) -> None:
+        """Name the partitions that have records waiting and made no progress (docs: stalls.py)."""
+        p = self.parts
+        now = p.clock()
+        if now < self._next_stall_check:
+            return
+        self._next_stall_check = now + STALL_CHECK_S
+        topic, service = p.assignment.topic, p.metrics.service
+        p.end_offsets.watch(p.assignment.partitions)
+        ends = p.end_offsets.latest
+        waiting = {q: ends[q] - fetched for q, fetched in p.assignment.positions.items() if q in ends}
+        started, ended = p.stalls.check(p.assignment.partitions, waiting, p.pauses.paused)
+        if started:
+            logger.warning("partitions %s of %s have records waiting and made no progress for %.0f s",
+                           sorted(started), topic, p.stalls.after_s)
+            p.metrics.partition_stalls.labels(service, topic).inc(len(started))
+        if ended:
+            logger.info("partitions %s of %s make progress again", sorted(ended), topic)
+        p.health.stalled = tuple(f"{topic}[{n}]" for n in sorted(p.stalls.stalled))
+        for partition in p.assignment.partitions:
+            label = str(partition)
+            p.metrics.partition_stalled.labels(service, topic, label).set(1 if partition in p.stalls.stalled else 0)
+            p.metrics.partition_progress.labels(service, topic, label).set(p.stalls.progress_wall_time[partition])
+        for gone in self._stall_labels - p.assignment.partitions:
+            p.metrics.partition_stalled.remove(service, topic, str(gone))
+            p.metrics.partition_progress.remove(service, topic, str(gone))
+        self._stall_labels = set(p.assignment.partitions)
 
     def _update_gauges(self) -> None:
         p = self.parts

@@ -69,6 +69,19 @@ class RuntimeMetrics:
             ["service", "topic", "partition"],
             registry=r,
         )
+        self.partition_stalled = Gauge(
+            "shopstream_partition_stalled",
+            "1 while an input partition has records waiting and made no progress for RUNTIME__STALL_AFTER_S",
+            ["service", "topic", "partition"], registry=r,
+        )
+        self.partition_stalls = Counter(
+            "shopstream_partition_stalls", "Input partitions that became stalled", ["service", "topic"], registry=r
+        )
+        self.partition_progress = Gauge(
+            "shopstream_partition_last_progress_timestamp_seconds",
+            "Unix time an input partition's records were last delivered and committable (or it was assigned)",
+            ["service", "topic", "partition"], registry=r,
+        )
         self.model_info = Gauge(
             "shopstream_model_info",
             "1 for the model version serving now",

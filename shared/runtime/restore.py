@@ -1,14 +1,15 @@
-"""Rebuild keyed state from the compacted changelog, and make sure the topics exist."""
+"""Rebuild keyed state from the compacted changelog, make sure the topics exist, read end offsets."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 import uuid
 from collections.abc import Iterable
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import OFFSET_BEGINNING, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
 
 from shared.errors import BrokerUnavailable
 from shared.kafka.clients import make_admin, make_consumer
@@ -80,3 +81,22 @@ def ensure_topics(kafka: KafkaSettings, specs: dict[str, tuple[int, dict[str, st
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BrokerUnavailable(f"could not create topic {name}: {exc}") from exc
+
+
+def end_offsets(admin: AdminClient, topic: str, partitions: Iterable[int], timeout_s: float) -> dict[int, int]:
+    """The last stable offsets of ``partitions``, asked of each partition's leader; a partition
+    whose leader does not answer within ``timeout_s`` is left out."""
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    wanted = {TopicPartition(topic, p): latest for p in partitions}
+    if not wanted:
+        return {}
+    futures = admin.list_offsets(wanted, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout_s)
+    found: dict[int, int] = {}
+    for tp, future in futures.items():
+        try:
+            offset = future.result(timeout_s).offset
+        except (KafkaException, concurrent.futures.TimeoutError):
+            continue
+        if offset >= 0:  # -1001 (unknown) while a partition's leadership moves
+            found[tp.partition] = offset
+    return found

@@ -354,3 +354,103 @@ def test_unwritable_output_pauses_commits_until_it_is_writable_again(
     assert unpublished_but_committed == [], "input was committed without its output"
     assert sum(marks.values()) < 5000
     assert outcome.lost == 0
+
+
+def steady_producer(cluster: KafkaCluster, topic: str, count: int, seconds: float) -> threading.Thread:
+    """Like :func:`produce_in_background`, but a fresh producer per chunk that bootstraps from the
+    nodes that are not frozen: a producer holding a connection to a frozen leader waits for it as
+    long as a consumer does, so records keep arriving on every partition only this way."""
+
+    def run() -> None:
+        chunks = int(seconds * 5)
+        for chunk in range(chunks):
+            live = ",".join(n.bootstrap for n in cluster.nodes if n.running and not n.frozen)
+            produce(live, topic, events(chunk * count // chunks, (chunk + 1) * count // chunks),
+                    **{"acks": "all", "request.timeout.ms": 2000, "delivery.timeout.ms": 60_000})
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=run, name="steady-producer", daemon=True)
+    thread.start()
+    return thread
+
+
+def _coordinator_of(bootstrap: str, group: str) -> int:
+    """The node coordinating ``group``, made to exist first (an offset committed on a probe topic)."""
+    probe = f"{group}.probe"
+    create_topics(bootstrap, {probe: 1})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(probe, 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
+    admin = admin_client(bootstrap)
+    deadline = time.monotonic() + 30
+    while True:
+        (future,) = admin.describe_consumer_groups([group], request_timeout=10).values()
+        try:
+            return int(future.result(10).coordinator.id)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _create_led_by(bootstrap: str, topic: str, leaders: list[int], nodes: list[int]) -> None:
+    """``topic`` with one partition per entry of ``leaders``, each led by that node, RF 3."""
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+    from tools.broker.kafka.admin import wait_for_topic
+
+    assignment = [[leader, *[n for n in nodes if n != leader]] for leader in leaders]
+    admin = admin_client(bootstrap)
+    new = NewTopic(topic, num_partitions=len(leaders), replica_assignment=assignment)
+    (future,) = admin.create_topics([new]).values()
+    future.result(30)
+    wait_for_topic(bootstrap, topic, len(leaders))
+
+
+def test_a_frozen_leader_stalls_its_partitions_only(kafka_cluster: KafkaCluster, tmp_path: Path) -> None:
+    """The victim leads input partitions 0 and 1 and nothing else the service needs (not its group
+    coordinator, no output partition): those two are reported stalled while 2 and 3 keep scoring,
+    and all recover after the thaw with nothing lost."""
+    bootstrap = kafka_cluster.bootstrap_servers
+    name = f"stall-{uuid.uuid4().hex[:10]}"
+    topics = Topics(name, f"{name}.out", f"{name}.dlq")
+    nodes = sorted(node.node_id for node in kafka_cluster.nodes)
+    victim = next(n for n in nodes if n != _coordinator_of(bootstrap, f"g-{name}"))
+    others = [n for n in nodes if n != victim]
+    _create_led_by(bootstrap, topics.input, [victim, victim, others[0], others[1]], nodes)
+    for topic in (topics.output, topics.dlq):
+        _create_led_by(bootstrap, topic, [others[0], others[1], others[0], others[1]], nodes)
+    env = echo_env(bootstrap, topics, RUNTIME__STALL_AFTER_S="10")
+    with Supervised(ServiceProcess("echo", env, tmp_path / "echo.log")) as supervisor:
+        service = supervisor.service
+        service.wait_ready(90)
+        producer = steady_producer(kafka_cluster, topics.input, EVENTS, seconds=45)
+        time.sleep(3)
+        kafka_cluster.freeze(victim)
+        frozen_at = time.monotonic()
+        named: set[str] = set()
+        scored_at_first_stall, stalled_after = None, float("nan")
+        while time.monotonic() - frozen_at < 25:  # the stall time is 10 s; leadership moves within ~3 s
+            body = http_get(service.metrics_port, "/readyz")[1]
+            found = set(re.findall(rf"{re.escape(topics.input)}\[(\d)\]", body))
+            if found and scored_at_first_stall is None:
+                scored_at_first_stall, stalled_after = scored_total(service), time.monotonic() - frozen_at
+            named |= found
+            time.sleep(0.5)
+        scored_meanwhile = scored_total(service) - (scored_at_first_stall or 0)
+        metrics = service.metrics()
+        kafka_cluster.thaw(victim)
+        thawed = time.monotonic()
+        recovered = wait_for(lambda: http_get(service.metrics_port, "/readyz")[0] == 200, 90, "ready again")
+        producer.join(180)
+        outcome = settle(bootstrap, topics, thawed, f"leader {victim} of partitions 0, 1 frozen")
+    print(f"[stall] node {victim} frozen: partitions {sorted(named)} named stalled {stalled_after:.1f}s after the "
+          f"freeze; {scored_meanwhile:.0f} events scored on the others meanwhile; ready {recovered:.1f}s after "
+          f"the thaw; lost={outcome.lost}")
+    assert named == {"0", "1"}, "the frozen leader's partitions, and only those"
+    assert scored_meanwhile > 0, "the other partitions keep scoring"
+    assert re.search(rf'shopstream_partition_stalls_total{{[^}}]*topic="{re.escape(topics.input)}"[^}}]*}} [1-9]',
+                     metrics)
+    assert outcome.lost == 0

@@ -271,6 +271,10 @@ class FakeClients:
     def ensure_topics(self, specs: TopicSpecs) -> None:
         self.created.update(specs)
 
+    def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """What the brokers hold: each partition's log end (a frozen fetch does not hide it)."""
+        return {p: len(self.consumer_.log[p]) for p in partitions}
+
     def config_reader(self, topic: str, client_id: str) -> FakeConfigReader:
         reader = FakeConfigReader(topic, self.config)
         self.readers.append(reader)
