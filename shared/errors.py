@@ -54,6 +54,11 @@ class ParityError(ModelError):
         self.atol = atol
 
 
+class ConsumerOrphaned(ShopstreamError):
+    """The consumer lost its partitions and the group never gave it an assignment again while the
+    brokers answered: the process exits so a restart brings a fresh consumer (crash-only)."""
+
+
 class BrokerUnavailable(ShopstreamError):
     """The Kafka broker could not be reached or started."""
 

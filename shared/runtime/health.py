@@ -41,6 +41,8 @@ class HealthState:
     """Why Kafka refused this service (an authorization error); it cannot make progress."""
     fatal: str | None = None
     """A fatal client error: the process exits for a restart."""
+    lost_at: float | None = None
+    """When the consumer's partitions were lost (``on_lost``); cleared by the next assignment."""
     stalled: tuple[str, ...] = ()
     """Input partitions with records waiting and no progress for the stall time (``topic[n]``)."""
     last_loop_at: float = field(default_factory=time.monotonic)

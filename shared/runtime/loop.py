@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from confluent_kafka import TopicPartition
 
+from shared.errors import ConsumerOrphaned
 from shared.kafka.message import MessageLike
 from shared.kafka.protocols import ConsumerLike
 from shared.runtime.batcher import Batcher
@@ -54,6 +55,8 @@ ACK_POLL_S = 0.005
 between polls, and the offsets they release are committed no later than this after they come."""
 MAX_POLL_RECORDS = 1000
 STALL_CHECK_S = 0.5
+REJOIN_TIMEOUT_S = 60.0
+"""How long a consumer whose partitions were lost may wait, brokers answering, for an assignment."""
 
 
 @dataclass(slots=True)
@@ -92,6 +95,7 @@ class StreamLoop:
         self.last_scored: Event[Any] | None = None
         self._evictions_exported: Counter[str] = Counter()
         self._next_stall_check = 0.0
+        self._orphaned_since: float | None = None
         self._stall_labels: set[int] = set()
         """An event that scored, to probe whether the scorer works when a record fails alone."""
         service, topic = parts.metrics.service, parts.assignment.topic
@@ -114,6 +118,7 @@ class StreamLoop:
         p.delivery.producer.poll(0)
         p.delivery.maybe_commit(p.consumer)
         p.scorer.between_batches()
+        self._check_orphaned()
         self._check_stalls()
         self._update_gauges()
 
@@ -275,6 +280,21 @@ class StreamLoop:
             p.restore(sorted(aborted))
         for partition, offset in offsets.items():
             p.consumer.seek(TopicPartition(p.assignment.topic, partition, offset))
+
+    def _check_orphaned(self) -> None:
+        """Crash-only answer to a consumer that lost its partitions and is never assigned again:
+        seen once after a whole-cluster restart (no error, no rebalance, unready for good). The
+        clock runs only while the brokers answer, so an outage of any length is waited out."""
+        p = self.parts
+        if p.health.lost_at is None or p.health.brokers_down:
+            self._orphaned_since = None
+            return
+        now = p.clock()
+        if self._orphaned_since is None:
+            self._orphaned_since = now
+        elif now - self._orphaned_since > REJOIN_TIMEOUT_S:
+            raise ConsumerOrphaned(f"partitions lost and not assigned again within {REJOIN_TIMEOUT_S:.0f} s of the "
+                                   "brokers answering; exiting so a restart brings a fresh consumer")
 
     def _check_stalls(self) -> None:
         """Name the partitions that have records waiting and made no progress (docs: stalls.py)."""

@@ -9,6 +9,7 @@ callback returns, so no event of it is scored before its state is back.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -96,6 +97,7 @@ class Rebalancer:
         self._assignment.add(numbers)
         self._scorer.on_assign(numbers)
         self._health.joined = True
+        self._health.lost_at = None
         logger.info("assigned partitions %s (now %s)", numbers, sorted(self._assignment.partitions))
 
     def on_revoke(self, consumer: ConsumerLike, partitions: list[TopicPartition]) -> None:
@@ -103,6 +105,7 @@ class Rebalancer:
 
     def on_lost(self, consumer: ConsumerLike, partitions: list[TopicPartition]) -> None:
         self._release(consumer, partitions, commit=False)
+        self._health.lost_at = time.monotonic()
 
     def _release(self, consumer: ConsumerLike, partitions: list[TopicPartition], commit: bool) -> None:
         """Commit what is done for leaving partitions, then drop their in-flight work and state."""

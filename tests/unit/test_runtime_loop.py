@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from confluent_kafka import KafkaError
 
+from shared.errors import ConsumerOrphaned
 from shared.runtime.loop import ACK_POLL_S, IDLE_POLL_S
 from tests.support.loop_harness import FlakyEcho, harness
 from tests.support.stubs import StubMessage
@@ -261,3 +263,29 @@ def test_exactly_once_with_its_output_refused_pauses_and_resumes_instead_of_exit
         t.loop.turn()
     assert t.outputs() == [(0, 0, 1), (0, 1, 1)], "scored once each, the aborted tries' state restored away"
     assert t.producer.transaction_offsets == {0: 2} and t.app.health.ready()
+
+
+def test_a_consumer_never_assigned_again_after_losing_its_partitions_exits_for_a_restart() -> None:
+    t = harness()
+    t.consumer.revoke([0, 1], lost=True)
+    t.app.health.brokers_down = True  # an outage of any length is waited out
+    for _ in range(5):
+        t.clock.now += 60.0
+        t.loop.turn()
+    t.app.health.brokers_down = False  # the brokers answer again, and no assignment comes
+    t.loop.turn()
+    t.clock.now += 59.0
+    t.loop.turn()
+    t.clock.now += 2.0
+    with pytest.raises(ConsumerOrphaned, match="fresh consumer"):
+        t.loop.turn()
+
+
+def test_an_assignment_after_a_loss_keeps_the_consumer() -> None:
+    t = harness()
+    t.consumer.revoke([0, 1], lost=True)
+    t.loop.turn()
+    t.consumer.assign([1])  # the group comes back, even with fewer partitions
+    t.clock.now += 100.0
+    t.loop.turn()
+    assert t.app.health.lost_at is None
