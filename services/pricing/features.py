@@ -12,7 +12,7 @@ import logging
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -42,8 +42,7 @@ N_FEATURES = len(FEATURE_NAMES)
 Float32Array = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True, slots=True)
-class DemandContext:
+class DemandContext(NamedTuple):
     """Everything the demand model knows about one SKU at decision time (besides the price)."""
 
     ref_price: float

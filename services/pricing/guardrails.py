@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,8 +50,7 @@ class Infeasible(ValueError):
     """Floor, ceiling and minimum margin leave no price: the request cannot be priced."""
 
 
-@dataclass(frozen=True, slots=True)
-class PriceInputs:
+class PriceInputs(NamedTuple):
     """What the guardrails need from a request and the SKU's state."""
 
     current_price: float
@@ -64,8 +63,7 @@ class PriceInputs:
     """The first price of the current day (from the state store); the daily limit is around it."""
 
 
-@dataclass(frozen=True, slots=True)
-class PriceLimits:
+class PriceLimits(NamedTuple):
     lo: float
     hi: float
     lo_by: tuple[str, ...]

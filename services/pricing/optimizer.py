@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +33,7 @@ class DemandModel(Protocol):
     ]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class PricingProblem:
+class PricingProblem(NamedTuple):
     """One request, ready to optimise."""
 
     context: DemandContext
@@ -44,8 +42,7 @@ class PricingProblem:
     ending: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(NamedTuple):
     price: float
     units: float
     elasticity: float

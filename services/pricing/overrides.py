@@ -15,8 +15,7 @@ honoured in an otherwise broken record (stopping is always the safe side).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,8 +49,7 @@ class Override(BaseModel):
         return {k: v for k, v in self.model_dump(exclude_none=True).items() if k in _GUARDRAIL_FIELDS}
 
 
-@dataclass(frozen=True, slots=True)
-class Controls:
+class Controls(NamedTuple):
     """The effective operator controls for one SKU."""
 
     guardrails: GuardrailConfig
