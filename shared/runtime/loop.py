@@ -80,9 +80,9 @@ class LoopParts:
     max_inflight: int
     stalls: StallWatch
     end_offsets: EndOffsets
-    split_after_failures: int = 3
+    split_after_failures: int
     """A failed batch is retried whole this many times before it is halved to find a poison record."""
-    poison_after_failures: int = 3
+    poison_after_failures: int
     """A record failing alone this many times is dead-lettered if the scorer works for others."""
     clock: Callable[[], float] = time.monotonic
 
@@ -93,11 +93,11 @@ class StreamLoop:
         self.dead: list[DeadLetterRecord] = []
         self.retry: FailedBatch | None = None
         self.last_scored: Event[Any] | None = None
+        """An event that scored, to probe whether the scorer works when a record fails alone."""
         self._evictions_exported: Counter[str] = Counter()
         self._next_stall_check = 0.0
         self._orphaned_since: float | None = None
         self._stall_labels: set[int] = set()
-        """An event that scored, to probe whether the scorer works when a record fails alone."""
         service, topic = parts.metrics.service, parts.assignment.topic
         self._consumed_total = parts.metrics.consumed.labels(service, topic)
 

@@ -39,8 +39,6 @@ class Assignment:
         self._lag = metrics.lag
         self._service = metrics.service
         self._lag_partitions: set[int] = set()
-        self.lags: dict[int, int] = {}
-        """partition → consumer lag at the last statistics report."""
         self.positions: dict[int, int] = {}
         """partition → the consumer's next fetch offset at the last statistics report."""
 
@@ -52,7 +50,6 @@ class Assignment:
             if partition in self.partitions:
                 self._lag.labels(self._service, self.topic, str(partition)).set(lag)
                 self._lag_partitions.add(partition)
-                self.lags[partition] = lag
 
     def report_positions(self, positions: dict[int, int]) -> None:
         self.positions.update((p, o) for p, o in positions.items() if p in self.partitions)
@@ -63,7 +60,6 @@ class Assignment:
     def remove(self, numbers: set[int]) -> None:
         self.partitions -= numbers
         for partition in numbers:
-            self.lags.pop(partition, None)
             self.positions.pop(partition, None)
         for partition in numbers & self._lag_partitions:
             self._lag.remove(self._service, self.topic, str(partition))

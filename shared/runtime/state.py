@@ -127,7 +127,7 @@ class StateStore:
             value = entries.get(key) if present and entries is not None else None
             encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS) if value is not None else None
             if encoded is not None:
-                self._set_size(partition, key, len(key) + len(encoded))
+                self._set_size(partition, key, len(key.encode()) + len(encoded))
             changes.append(StateChange(partition, key, encoded))
         for partition in {partition for partition, _ in self._dirty}:
             changes.extend(StateChange(partition, key, None) for key in self._evict_bytes(partition))
@@ -175,7 +175,7 @@ class StateStore:
             else:
                 entries[key] = orjson.loads(raw_value)
                 entries.move_to_end(key)
-                self._set_size(partition, key, len(key) + len(raw_value))
+                self._set_size(partition, key, len(raw_key) + len(raw_value))
         while len(entries) > self._max_keys:
             evicted, _ = entries.popitem(last=False)
             self._forget_size(partition, evicted)
