@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -64,14 +65,19 @@ def events(start: int, stop: int) -> list[tuple[bytes | None, bytes | None]]:
             for i in range(start, stop)]
 
 
-def produce_in_background(bootstrap: str, topic: str, count: int, seconds: float) -> threading.Thread:
-    """An idempotent producer spreading ``count`` events over about ``seconds``, faults or not."""
+IDEMPOTENT = {"enable.idempotence": True, "delivery.timeout.ms": 120_000}
+
+
+def produce_in_background(bootstrap: str | Callable[[], str], topic: str, count: int, seconds: float,
+                          chunks: int = 20, config: dict[str, Any] | None = None) -> threading.Thread:
+    """``count`` events spread over about ``seconds``, faults or not, one fresh producer per chunk
+    (idempotent unless ``config`` says otherwise); ``bootstrap`` may be asked anew for each chunk."""
 
     def run() -> None:
-        chunks = 20
         for chunk in range(chunks):
-            produce(bootstrap, topic, events(chunk * count // chunks, (chunk + 1) * count // chunks),
-                    **{"enable.idempotence": True, "delivery.timeout.ms": 120_000})
+            servers = bootstrap() if callable(bootstrap) else bootstrap
+            produce(servers, topic, events(chunk * count // chunks, (chunk + 1) * count // chunks),
+                    **(config or IDEMPOTENT))
             time.sleep(seconds / chunks)
 
     thread = threading.Thread(target=run, name="fault-producer", daemon=True)
@@ -356,24 +362,6 @@ def test_unwritable_output_pauses_commits_until_it_is_writable_again(
     assert outcome.lost == 0
 
 
-def steady_producer(cluster: KafkaCluster, topic: str, count: int, seconds: float) -> threading.Thread:
-    """Like :func:`produce_in_background`, but a fresh producer per chunk that bootstraps from the
-    nodes that are not frozen: a producer holding a connection to a frozen leader waits for it as
-    long as a consumer does, so records keep arriving on every partition only this way."""
-
-    def run() -> None:
-        chunks = int(seconds * 5)
-        for chunk in range(chunks):
-            live = ",".join(n.bootstrap for n in cluster.nodes if n.running and not n.frozen)
-            produce(live, topic, events(chunk * count // chunks, (chunk + 1) * count // chunks),
-                    **{"acks": "all", "request.timeout.ms": 2000, "delivery.timeout.ms": 60_000})
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=run, name="steady-producer", daemon=True)
-    thread.start()
-    return thread
-
-
 def _coordinator_of(bootstrap: str, group: str) -> int:
     """The node coordinating ``group``, made to exist first (an offset committed on a probe topic)."""
     probe = f"{group}.probe"
@@ -426,7 +414,12 @@ def test_a_frozen_leader_stalls_its_partitions_only(kafka_cluster: KafkaCluster,
     with Supervised(ServiceProcess("echo", env, tmp_path / "echo.log")) as supervisor:
         service = supervisor.service
         service.wait_ready(90)
-        producer = steady_producer(kafka_cluster, topics.input, EVENTS, seconds=45)
+        # A producer holding a connection to a frozen leader waits for it as long as a consumer
+        # does, so records keep arriving on every partition only from producers that bootstrap
+        # from the live nodes and give up on a silent broker after 2 s.
+        live = lambda: ",".join(n.bootstrap for n in kafka_cluster.nodes if n.running and not n.frozen)  # noqa: E731
+        producer = produce_in_background(live, topics.input, EVENTS, seconds=45, chunks=225, config={
+            "acks": "all", "request.timeout.ms": 2000, "delivery.timeout.ms": 60_000})
         time.sleep(3)
         kafka_cluster.freeze(victim)
         frozen_at = time.monotonic()
