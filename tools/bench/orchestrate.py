@@ -143,3 +143,29 @@ def suite_gpu(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
         out.add(f"service measurement skipped: {type(exc).__name__}: {exc}")
         return 1
     return 0
+
+
+def suite_soak(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    from tools.bench.soak import SoakConfig, run_soak
+    from tools.bench.soak_report import analyse, format_soak, plot_soak
+    from tools.broker.kafka import KafkaBroker
+
+    config = SoakConfig(duration_s=args.duration, kill_every_s=args.kill_every, load_fraction=args.load_fraction,
+                        partitions=args.partitions,
+                        warmup_s=args.warmup if args.warmup is not None else min(180.0, args.duration / 6))
+    services = _services(args)
+    if args.bootstrap_servers:  # not ours to restart: the soak runs without the broker restart
+        run = run_soak(KafkaSettings(bootstrap_servers=args.bootstrap_servers), services, config, log_dir, None)
+    else:
+        with KafkaBroker() as broker:
+            def restart_broker() -> None:
+                broker.stop()
+                broker.start()
+
+            run = run_soak(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), services, config, log_dir,
+                           restart_broker)
+    figures, faults = analyse(run)
+    out.add(format_soak(run, figures, faults))  # before the plot: a plotting failure must not lose the figures
+    if args.plots:
+        out.add(f"![soak over time](img/{plot_soak(run, figures, args.plots / 'soak.png').name})")
+    return 0 if all(f.lost == 0 for f in figures) else 1

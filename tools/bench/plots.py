@@ -15,7 +15,7 @@ from tools.bench.suites import SuiteReport
 logger = logging.getLogger(__name__)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
@@ -26,7 +26,7 @@ def _pyplot() -> Any:
 
 def plot_model_limits(models: Sequence[ModelLimit], path: Path, title: str = "") -> Path:
     """Events/s vs batch size (log-log), one line per service, error bars = half-range."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for m in models:
         batches = [p.batch for p in m.points]
@@ -42,12 +42,12 @@ def plot_model_limits(models: Sequence[ModelLimit], path: Path, title: str = "")
     ax.set_title(title or "Model limit: ONNX Runtime throughput vs batch size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_latency(service: str, results: Sequence[LatencyResult], path: Path) -> Path:
     """p50/p95/p99 latency vs offered load."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     rates = [r.achieved for r in results]
     for label, values in (("p50", [r.p50_ms for r in results]), ("p95", [r.p95_ms for r in results]),
@@ -61,11 +61,11 @@ def plot_latency(service: str, results: Sequence[LatencyResult], path: Path) -> 
     ax.set_title(f"{service}: latency vs load")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_scaling(report: SuiteReport, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(report.runs)
     counts = [int(name.split()[0]) for name in names]
@@ -84,10 +84,10 @@ def plot_scaling(report: SuiteReport, path: Path) -> Path:
     ax.set_title(f"{report.service}: scaling on this machine")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
-def _save(fig: Any, plt: Any, path: Path) -> Path:
+def save_figure(fig: Any, plt: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
