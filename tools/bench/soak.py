@@ -120,6 +120,7 @@ class Fleet:
         self.running: dict[str, tuple[str, ServiceProcess]] = {}
         self.unplanned: list[tuple[float, str, str]] = []
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     def start(self, service: str, index: int) -> ServiceProcess:
         name = f"{service}-{index}"
@@ -148,22 +149,32 @@ class Fleet:
             _, proc = self.running.pop(name)
         terminate_service(proc)
 
-    def supervise(self, at: float) -> None:
-        """Restart an instance that exited or whose liveness probe failed (``/healthz`` 503)."""
-        with self._lock:
-            for name, (_, proc) in self.running.items():
-                why = ""
-                if not proc.alive():
-                    why = f"exited with {proc.proc.returncode if proc.proc else '?'}"
-                elif http_get(proc.metrics_port, "/healthz")[0] == 503:
-                    why = "liveness probe failed"
-                    proc.kill()
-                if why:
-                    logger.warning("soak: %s %s; restarting it", name, why)
-                    self.unplanned.append((at, name, why))
-                    proc.start()
+    def supervise(self) -> Fleet:
+        """Watch the instances from a thread of its own until :meth:`stop_all`."""
+        threading.Thread(target=self._watch, name="soak-supervisor", daemon=True).start()
+        return self
+
+    def _watch(self) -> None:
+        """Restart an instance that exited (checked every 0.5 s, as a kubelet sees a container exit
+        at once) or whose liveness probe failed (``/healthz`` 503, probed every 5 s)."""
+        ticks = 0
+        while not self._stopped.wait(0.5):
+            ticks += 1
+            with self._lock:
+                for name, (_, proc) in self.running.items():
+                    why = ""
+                    if not proc.alive():
+                        why = f"exited with {proc.proc.returncode if proc.proc else '?'}"
+                    elif ticks % 10 == 0 and http_get(proc.metrics_port, "/healthz")[0] == 503:
+                        why = "liveness probe failed"
+                        proc.kill()
+                    if why:
+                        logger.warning("soak: %s %s; restarting it", name, why)
+                        self.unplanned.append((time.monotonic() - self.started, name, why))
+                        proc.start()
 
     def stop_all(self) -> None:
+        self._stopped.set()
         for name in list(self.running):
             self.stop(name)
 
@@ -236,8 +247,9 @@ def run_soak(kafka: KafkaSettings, services: Sequence[str], config: SoakConfig, 
     fleet.started = started
     run.started_epoch_ms = int(time.time() * 1000)
     sampler = Sampler(kafka.bootstrap_servers, config.sample_every_s, fleet.members,
-                      {s: (envs[s]["GROUP_ID"], wirings[s].source) for s in services}, config.partitions, started,
-                      on_tick=fleet.supervise).start()
+                      {s: (envs[s]["GROUP_ID"], wirings[s].source) for s in services}, config.partitions,
+                      started).start()
+    fleet.supervise()
     generators = {s: LoadGenerator(kafka, _endless(s, wirings[s].source, config.seed),
                                    rate=config.load_fraction * saturation[s], duration_s=config.duration_s)
                   for s in services}

@@ -167,8 +167,6 @@ class Sampler:
     """service → (group id, input topic)."""
     partitions: int
     started: float
-    on_tick: Callable[[float], None] = lambda at: None
-    """Called after each sample (the soak's supervisor hooks in here)."""
     instance_samples: list[InstanceSample] = field(default_factory=list)
     lag_samples: list[LagSample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -195,7 +193,6 @@ class Sampler:
                 self._sample_instances(at)
                 for service, (_, topic) in self.groups.items():
                     self.lag_samples.append(LagSample(at, service, self._lag(readers[service], topic)))
-                self.on_tick(at)
         finally:
             for reader in readers.values():
                 reader.close()
