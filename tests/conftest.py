@@ -73,14 +73,15 @@ def group_id_factory() -> GroupIdFactory:
 
 @pytest.fixture
 def broker_factory(harness_settings: HarnessSettings) -> Iterator[BrokerFactory]:
-    """``make(data_dir=None) -> KafkaBroker``: a started broker of the test's own, to kill or restart.
+    """``make(data_dir=None, overrides=None) -> KafkaBroker``: a started broker of the test's own, to
+    kill or restart; ``overrides`` are extra server.properties entries.
 
     Every broker it made is closed after the test, whatever the test did to it.
     """
     brokers: list[KafkaBroker] = []
 
-    def make(data_dir: Path | None = None) -> KafkaBroker:
-        broker = KafkaBroker(data_dir=data_dir, settings=harness_settings)
+    def make(data_dir: Path | None = None, overrides: Mapping[str, str] | None = None) -> KafkaBroker:
+        broker = KafkaBroker(data_dir=data_dir, overrides=overrides, settings=harness_settings)
         brokers.append(broker)
         return broker.start()
 

@@ -1,6 +1,7 @@
 """Broker faults on a 3-node cluster (RF 3, min ISR 2) while the echo service scores a stream.
 
-Every test counts by *input offset*: the set of (partition, offset) pairs in the input topic
+Every test counts by *input offset* (see :mod:`tests.support.faults`, which holds the helpers
+these tests share with test_disk_full.py): the set of (partition, offset) pairs in the input topic
 must equal the set of ``x-source-partition``/``x-source-offset`` pairs in the output. The
 figures (sent, scored, lost, duplicated, recovery time) are printed and copied into
 ``docs/reliability.md``. Event counts are smaller than the issue's 50,000 to keep this module
@@ -9,38 +10,35 @@ within a few minutes on a 2-core machine; the runtime's own kill test covers 50,
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
-from shared.schemas import headers as h
+from tests.support.faults import (
+    PARTITIONS,
+    Supervised,
+    Topics,
+    echo_env,
+    events,
+    produce_in_background,
+    scored_total,
+    settle,
+    sources,
+    wait_for,
+)
 from tools.broker.kafka import KafkaCluster
 from tools.broker.kafka.admin import admin_client, create_topics
-from tools.supervisor import Collected, ServiceProcess, collect, http_get, produce, wait_until
+from tools.supervisor import ServiceProcess, collect, http_get, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PARTITIONS = 4
 EVENTS = 10_000
-
-
-@dataclass
-class Topics:
-    input: str
-    output: str
-    dlq: str
 
 
 @pytest.fixture
@@ -52,115 +50,6 @@ def topics(kafka_cluster: KafkaCluster) -> Topics:
     return made
 
 
-def echo_env(bootstrap: str, topics: Topics, **extra: str) -> dict[str, str]:
-    return {
-        "INPUT_TOPIC": topics.input, "OUTPUT_TOPIC": topics.output, "GROUP_ID": f"g-{topics.input}",
-        "KAFKA__BOOTSTRAP_SERVERS": bootstrap, "RUNTIME__SESSION_TIMEOUT_MS": "6000",
-        "RUNTIME__CREATE_TOPICS": "false", "INSTANCE_ID": "echo-0", **extra,
-    }
-
-
-def events(start: int, stop: int) -> list[tuple[bytes | None, bytes | None]]:
-    return [(f"u{i % 500}".encode(), json.dumps({"id": f"u{i % 500}", "value": float(i)}).encode())
-            for i in range(start, stop)]
-
-
-IDEMPOTENT = {"enable.idempotence": True, "delivery.timeout.ms": 120_000}
-
-
-def produce_in_background(bootstrap: str | Callable[[], str], topic: str, count: int, seconds: float,
-                          chunks: int = 20, config: dict[str, Any] | None = None) -> threading.Thread:
-    """``count`` events spread over about ``seconds``, faults or not, one fresh producer per chunk
-    (idempotent unless ``config`` says otherwise); ``bootstrap`` may be asked anew for each chunk."""
-
-    def run() -> None:
-        for chunk in range(chunks):
-            servers = bootstrap() if callable(bootstrap) else bootstrap
-            produce(servers, topic, events(chunk * count // chunks, (chunk + 1) * count // chunks),
-                    **(config or IDEMPOTENT))
-            time.sleep(seconds / chunks)
-
-    thread = threading.Thread(target=run, name="fault-producer", daemon=True)
-    thread.start()
-    return thread
-
-
-class Supervised:
-    """Restarts the service as an orchestrator would: whenever it exits (``restartPolicy: Always``),
-    and when its liveness probe fails (``/healthz`` answers 503 once the loop has not turned for
-    60 s), counting both in ``restarts``.
-
-    The runtime is crash-only for fatal client errors (a fenced static member, a fenced
-    transactional producer): the process exits and a restart resumes from committed offsets.
-    """
-
-    def __init__(self, service: ServiceProcess) -> None:
-        self.service = service
-        self.restarts = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
-
-    def __enter__(self) -> Supervised:
-        self.service.start()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        if self.service.alive():
-            self.service.kill()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.5):
-            if self._stop.is_set():
-                return
-            if self.service.alive() and http_get(self.service.metrics_port, "/healthz")[0] == 503:
-                self.service.kill()  # the kubelet's answer to a failed liveness probe
-            if not self.service.alive() and not self._stop.is_set():
-                self.restarts += 1
-                self.service.start()
-
-
-def input_offsets(bootstrap: str, topic: str) -> set[tuple[int, int]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
-    try:
-        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(PARTITIONS)]
-    finally:
-        consumer.close()
-    return {(p, o) for p, (low, high) in enumerate(marks) for o in range(low, high)}
-
-
-def sources(records: list[Collected]) -> Counter[tuple[int, int]]:
-    return Counter((int(r.headers[h.SOURCE_PARTITION]), int(r.headers[h.SOURCE_OFFSET])) for r in records)
-
-
-@dataclass
-class Outcome:
-    sent: int
-    scored: int
-    lost: int
-    duplicates: int
-    seconds_to_all_scored: float
-
-
-def settle(bootstrap: str, topics: Topics, since: float, label: str, timeout_s: float = 120) -> Outcome:
-    """Read the output until every input offset has a score (or the timeout); print the figures."""
-    expected = input_offsets(bootstrap, topics.input)
-    out = collect(bootstrap, [topics.output], lambda rs: expected <= set(sources(rs)), timeout_s=timeout_s)
-    seen = sources(out)
-    outcome = Outcome(len(expected), len(expected & set(seen)), len(expected - set(seen)),
-                      sum(seen.values()) - len(seen), time.monotonic() - since)
-    print(f"\n[{label}] sent={outcome.sent} scored={outcome.scored} lost={outcome.lost} "
-          f"duplicates={outcome.duplicates} all_scored_after={outcome.seconds_to_all_scored:.1f}s")
-    return outcome
-
-
-def scored_total(service: ServiceProcess) -> float:
-    found = re.findall(r"^shopstream_events_scored_total\{[^}]*\} ([0-9.e+]+)$", service.metrics(), re.M)
-    return sum(float(v) for v in found)
-
-
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
@@ -168,12 +57,6 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in parts if tp.offset >= 0}
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-    started = time.monotonic()
-    assert wait_until(condition, timeout_s, 0.25), f"timed out after {timeout_s:.0f}s waiting for {what}"
-    return time.monotonic() - started
 
 
 def kill_and_restart(cluster: KafkaCluster, node: int, outage_s: float) -> tuple[int, int]:

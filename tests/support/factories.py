@@ -23,6 +23,7 @@ class GroupIdFactory(Protocol):
 
 
 class BrokerFactory(Protocol):
-    def __call__(self, data_dir: Path | None = None) -> KafkaBroker:
-        """Start a broker of the test's own (on ``data_dir`` if given); it is closed after the test."""
+    def __call__(self, data_dir: Path | None = None, overrides: Mapping[str, str] | None = None) -> KafkaBroker:
+        """Start a broker of the test's own (on ``data_dir`` if given, with extra server.properties
+        ``overrides``); it is closed after the test."""
         ...
