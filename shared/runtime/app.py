@@ -246,7 +246,13 @@ class ServiceApp:
 
     def _restore(self, partitions: Iterable[int]) -> None:
         if self.state is not None:
-            self.clients.restore(self.settings.resolved_changelog_topic, partitions, self.state)
+            self.clients.restore(self.settings.resolved_changelog_topic, partitions, self.state,
+                                 on_progress=self._restoring)
+
+    def _restoring(self) -> None:
+        """A restore that reads records is progress, not a wedged loop: the liveness probe must not
+        restart the process in the middle of it (the restart would start the restore over)."""
+        self.health.last_loop_at = time.monotonic()
 
     def close(self) -> None:
         """Close the clients, the scorer, the config reader and the HTTP server (idempotent)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,7 +255,8 @@ class FakeClients:
     def producer(self, client_id: str, overrides: dict[str, Any], on_error: ErrorCallback) -> FakeProducer:
         return self.producer_
 
-    def restore(self, changelog: str, partitions: Iterable[int], store: StateStore) -> int:
+    def restore(self, changelog: str, partitions: Iterable[int], store: StateStore,
+                on_progress: Callable[[], None]) -> int:
         """Replays what the fake producer delivered to ``changelog``, like the broker's compacted topic."""
         wanted = sorted(partitions)
         self.restored.append(wanted)

@@ -8,6 +8,7 @@ from shared.runtime.app import ServiceApp
 from shared.runtime.delivery import AtLeastOnce, OutRecord, Rewinds
 from shared.runtime.echo import EchoScorer, EchoSettings
 from shared.runtime.scorer import LoadContext
+from shared.runtime.topics import CHANGELOG
 from tests.support.fake_kafka import FakeClients, FakeConsumer, FakeProducer
 
 COMPACT = {"cleanup.policy": "compact"}
@@ -60,7 +61,9 @@ def test_the_load_context_carries_state_and_the_runtimes_metrics() -> None:
 
 def test_the_runtime_creates_every_topic_it_uses() -> None:
     _, clients = start(EchoSettings(input_topic="in", output_topic="out", changelog_topic="in.log"))
-    assert clients.created == {"in": (4, {}), "out": (4, {}), "in.dlq": (4, {}), "in.log": (4, COMPACT)}
+    assert clients.created == {"in": (4, {}), "out": (4, {}), "in.dlq": (4, {}), "in.log": (4, CHANGELOG)}
+    assert CHANGELOG["cleanup.policy"] == "compact"
+    assert int(CHANGELOG["segment.bytes"]) < 2**30  # compacted long before Kafka's default 1 GiB segment
 
 
 def test_delivery_hands_out_each_rewind_once() -> None:

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.runtime.restore import ensure_topics
+from shared.runtime.topics import CHANGELOG
 from shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
-COMPACT = {"cleanup.policy": "compact"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
 
@@ -96,7 +96,7 @@ def wire(kafka: KafkaSettings, service: str, source: str, partitions: int, tag: 
 def ensure_outputs(kafka: KafkaSettings, wiring: Wiring, roles: Iterable[str]) -> None:
     """Create a loop's other output topics (``forecast_topic``, ``changelog_topic``...) as the
     service creates its own at start: the input's partition count, the changelog compacted."""
-    specs = {wiring.topics[role]: (wiring.partitions, dict(COMPACT) if role == "changelog_topic" else {})
+    specs = {wiring.topics[role]: (wiring.partitions, dict(CHANGELOG) if role == "changelog_topic" else {})
              for role in roles if role not in ("input_topic", "output_topic", "dlq_topic") and wiring.topics.get(role)}
     if specs:
         ensure_topics(kafka, specs)
