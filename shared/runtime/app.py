@@ -222,7 +222,8 @@ class ServiceApp:
     def _delivery_for(self, producer: ProducerLike, on_unit_done: UnitDone) -> Delivery:
         rt = self.settings.runtime
         if rt.delivery == "exactly_once":
-            eos = ExactlyOnce(producer, self.settings.input_topic, on_unit_done, timeout_s=TRANSACTION_TIMEOUT_S)
+            eos = ExactlyOnce(producer, self.settings.input_topic, on_unit_done, timeout_s=TRANSACTION_TIMEOUT_S,
+                              on_waiting=self._commit_waiting)
             eos.start()
             return eos
         return AtLeastOnce(producer, self.settings.input_topic, on_unit_done, rt.commit_interval_ms)
@@ -248,6 +249,15 @@ class ServiceApp:
         if self.state is not None:
             self.clients.restore(self.settings.resolved_changelog_topic, partitions, self.state,
                                  on_progress=self._restoring)
+
+    def _commit_waiting(self) -> None:
+        """A transaction's commit timed out and is tried again: the brokers are away. The loop is
+        waiting for them, not wedged, so the liveness probe must not restart it (a fresh process
+        could not commit either, and its open transaction would only be aborted); the service is
+        not ready meanwhile. A disk-full test caught the probe restarting a service that waited
+        here through a broker outage."""
+        self.health.produce_failing = True
+        self.health.last_loop_at = time.monotonic()
 
     def _restoring(self) -> None:
         """A restore that reads records is progress, not a wedged loop: the liveness probe must not

@@ -161,9 +161,12 @@ class AtLeastOnce(Delivery):
 class ExactlyOnce(Delivery):
     """One transaction per batch: records, then ``send_offsets_to_transaction``, then commit."""
 
-    def __init__(self, producer: ProducerLike, input_topic: str, on_unit_done: UnitDone, timeout_s: float) -> None:
+    def __init__(self, producer: ProducerLike, input_topic: str, on_unit_done: UnitDone, timeout_s: float,
+                 on_waiting: Callable[[], None] = lambda: None) -> None:
         super().__init__(producer, input_topic, on_unit_done)
         self._timeout_s = timeout_s
+        self._on_waiting = on_waiting
+        """Called each time a commit timed out and is tried again (the brokers are away)."""
 
     def start(self) -> None:
         self.producer.init_transactions(self._timeout_s)
@@ -191,6 +194,7 @@ class ExactlyOnce(Delivery):
                 if not exc.args[0].retriable():
                     raise
                 logger.warning("commit_transaction retriable error, retrying: %s", exc)
+                self._on_waiting()
 
     def _abort(self, unit: DeliveryUnit, exc: KafkaException) -> None:
         """Abort the transaction and rewind its partitions; the unit is reported failed, so producing

@@ -152,6 +152,10 @@ class FakeProducer:
     """While set, nothing is acknowledged (a slow broker): records stay in flight."""
     abort_commits: int = 0
     """This many ``commit_transaction`` calls fail with an error that requires an abort."""
+    timed_out_commits: int = 0
+    """This many ``commit_transaction`` calls time out (retriable: the brokers are away)."""
+    on_commit: Callable[[], None] = lambda: None
+    """Called at every ``commit_transaction`` (a test looks at the service's health there)."""
     refuse_topics: set[str] = field(default_factory=set)
     """``produce`` to these topics raises, as librdkafka refuses a topic it knows it may not write."""
     delivered: list[Produced] = field(default_factory=list)
@@ -205,6 +209,10 @@ class FakeProducer:
         self.transaction_offsets = {tp.partition: tp.offset for tp in positions}
 
     def commit_transaction(self, timeout: float = -1) -> None:
+        self.on_commit()
+        if self.timed_out_commits:
+            self.timed_out_commits -= 1
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "injected", retriable=True))
         if self.abort_commits:
             self.abort_commits -= 1
             raise KafkaException(KafkaError(KafkaError._STATE, "injected", txn_requires_abort=True))

@@ -265,6 +265,26 @@ def test_exactly_once_with_its_output_refused_pauses_and_resumes_instead_of_exit
     assert t.producer.transaction_offsets == {0: 2} and t.app.health.ready()
 
 
+def test_exactly_once_waiting_for_its_commit_through_an_outage_is_alive_and_not_ready() -> None:
+    """``commit_transaction`` times out while the brokers are away (retriable): the loop retries it,
+    and each retry tells the liveness probe the loop is waiting, not wedged."""
+    t = harness(partitions=[0], delivery="exactly_once")
+    t.producer.timed_out_commits = 3
+    seen: list[tuple[bool, float]] = []
+
+    def look() -> None:
+        seen.append((t.app.health.produce_failing, t.app.health.last_loop_at))
+        t.app.health.last_loop_at = 0.0  # a retry that does not refresh it would leave it at 0
+
+    t.producer.on_commit = look
+    t.add(0, "u1")
+    t.loop.turn()
+    assert len(seen) == 4
+    assert all(failing and alive > 0 for failing, alive in seen[1:]), seen
+    assert t.outputs() == [(0, 0, 1)] and t.producer.transaction_offsets == {0: 1}
+    assert t.app.health.ready(), "the commit that went through made it ready again"
+
+
 def test_a_consumer_never_assigned_again_after_losing_its_partitions_exits_for_a_restart() -> None:
     t = harness()
     t.consumer.revoke([0, 1], lost=True)
