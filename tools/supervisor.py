@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,19 +38,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **config: Any) -> None:
-    """Produce keyed records and wait for every acknowledgement."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random", **config})
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]],
+            *, partitions: Sequence[int] = (), **config: Any) -> None:
+    """Produce keyed records and wait for every acknowledgement; with ``partitions``, the records
+    go to those partitions in turn instead of where their keys hash. ``config`` is producer config,
+    dots spelled as underscores (``enable_idempotence=True``) or passed as ``**{"a.b": v}``."""
+    settings = {name.replace("_", "."): value for name, value in config.items()}
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random", **settings})
     failures: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:
         if err is not None:
             failures.append(str(err))
 
-    for key, value in records:
+    for i, (key, value) in enumerate(records):
+        partition = partitions[i % len(partitions)] if partitions else -1  # -1: by the key's hash
         while True:
             try:
-                producer.produce(topic, value, key, on_delivery=on_delivery)
+                producer.produce(topic, value, key, partition, on_delivery=on_delivery)
                 break
             except BufferError:
                 producer.poll(0.1)

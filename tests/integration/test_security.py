@@ -262,7 +262,7 @@ def test_a_mixed_hostile_stream_dead_letters_every_bad_record_and_scores_every_g
     random.Random(3).shuffle(mixed)
     # An uncompressed record over the broker's message.max.bytes never gets in at all...
     with pytest.raises(RuntimeError, match=r"MSG_SIZE_TOO_LARGE|too large"):
-        produce(bootstrap, topic, [(b"x1", b"{" + b" " * 2_000_000 + b"}")], **{"message.max.bytes": 5_000_000})
+        produce(bootstrap, topic, [(b"x1", b"{" + b" " * 2_000_000 + b"}")], message_max_bytes=5_000_000)
     # ...but a compressed one is checked by its compressed size: 2 MB of JSON, and a 30 MB
     # zstd bomb of ~1 kB, reach the consumer whole and must be refused by the runtime.
     bombs: list[tuple[bytes | None, bytes | None]] = [
@@ -275,7 +275,7 @@ def test_a_mixed_hostile_stream_dead_letters_every_bad_record_and_scores_every_g
         service.wait_ready(90)
         started = time.monotonic()
         produce(bootstrap, topic, mixed)
-        produce(bootstrap, topic, bombs, **{"compression.type": "zstd", "message.max.bytes": 40_000_000})
+        produce(bootstrap, topic, bombs, compression_type="zstd", message_max_bytes=40_000_000)
         expected_bad = len(bad) + len(bombs)
         out = collect(bootstrap, [f"{topic}.out", f"{topic}.dlq"],
                       lambda rs: sum(r.topic.endswith(".dlq") for r in rs) >= expected_bad

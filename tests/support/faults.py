@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,15 +50,17 @@ IDEMPOTENT = {"enable.idempotence": True, "delivery.timeout.ms": 120_000}
 
 
 def produce_in_background(bootstrap: str | Callable[[], str], topic: str, count: int, seconds: float,
-                          chunks: int = 20, config: dict[str, Any] | None = None) -> threading.Thread:
+                          chunks: int = 20, config: dict[str, Any] | None = None,
+                          partitions: Sequence[int] = ()) -> threading.Thread:
     """``count`` events spread over about ``seconds``, faults or not, one fresh producer per chunk
-    (idempotent unless ``config`` says otherwise); ``bootstrap`` may be asked anew for each chunk."""
+    (idempotent unless ``config`` says otherwise); ``bootstrap`` may be asked anew for each chunk.
+    With ``partitions``, only to those (in turn)."""
 
     def run() -> None:
         for chunk in range(chunks):
             servers = bootstrap() if callable(bootstrap) else bootstrap
             produce(servers, topic, events(chunk * count // chunks, (chunk + 1) * count // chunks),
-                    **(config or IDEMPOTENT))
+                    partitions=partitions, **(config or IDEMPOTENT))
             time.sleep(seconds / chunks)
 
     thread = threading.Thread(target=run, name="fault-producer", daemon=True)
