@@ -7,15 +7,16 @@ covered by the integration tests that SIGKILL a stateful service and check its s
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 
 from shared.errors import BrokerUnavailable
 from shared.runtime import restore
 from shared.runtime.restore import ChangelogReplay, restore_partitions
 from shared.runtime.state import StateStore
 from shared.settings import KafkaSettings
+from tests.support.stubs import StubMessage
 
 Record = tuple[bytes | None, bytes | None]
 
@@ -51,38 +52,24 @@ def test_replaying_last_writes_leaves_what_replaying_every_write_leaves(seed: in
     assert replay.records == len(records)
 
 
-class _Message:
-    def __init__(self, partition: int, key: bytes | None = None, value: bytes | None = None,
-                 eof: bool = False) -> None:
-        self._partition, self._key, self._value, self._eof = partition, key, value, eof
+def _record(partition: int, key: bytes, value: bytes) -> StubMessage:
+    return StubMessage(value, key, _partition=partition)
 
-    def error(self) -> Any:
-        if not self._eof:
-            return None
-        from confluent_kafka import KafkaError
 
-        return KafkaError(KafkaError._PARTITION_EOF)
-
-    def partition(self) -> int:
-        return self._partition
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
+def _eof(partition: int) -> StubMessage:
+    return StubMessage(None, None, _partition=partition, _error=KafkaError(KafkaError._PARTITION_EOF))
 
 
 class _Consumer:
     """Hands out ``batches`` one per ``consume``, then nothing."""
 
-    def __init__(self, batches: list[list[_Message]]) -> None:
+    def __init__(self, batches: list[list[StubMessage]]) -> None:
         self.batches = batches
 
     def assign(self, _: object) -> None:
         pass
 
-    def consume(self, num_messages: int, timeout: float) -> list[_Message]:
+    def consume(self, num_messages: int, timeout: float) -> list[StubMessage]:
         return self.batches.pop(0) if self.batches else []
 
     def close(self) -> None:
@@ -98,15 +85,15 @@ class _Clock:
         return self.now
 
 
-def _patch(monkeypatch: pytest.MonkeyPatch, batches: list[list[_Message]]) -> None:
+def _patch(monkeypatch: pytest.MonkeyPatch, batches: list[list[StubMessage]]) -> None:
     monkeypatch.setattr(restore, "make_consumer", lambda *a, **k: _Consumer(batches))
     monkeypatch.setattr("shared.runtime.restore.time.monotonic", _Clock())
 
 
 def test_a_slow_restore_goes_on_while_records_come_and_reports_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     # 200 consumes with one record each: 100+ s of clock, far past the 60 s stall limit
-    batches = [[_Message(0, f"k{i % 7}".encode(), f'{{"n": {i}}}'.encode())] for i in range(200)]
-    _patch(monkeypatch, [*batches, [_Message(0, eof=True)]])
+    batches = [[_record(0, f"k{i % 7}".encode(), f'{{"n": {i}}}'.encode())] for i in range(200)]
+    _patch(monkeypatch, [*batches, [_eof(0)]])
     progress: list[int] = []
     store = StateStore()
     read = restore_partitions(KafkaSettings(), "log", [0], store, on_progress=lambda: progress.append(1))
@@ -116,6 +103,6 @@ def test_a_slow_restore_goes_on_while_records_come_and_reports_progress(monkeypa
 
 
 def test_a_restore_that_gets_nothing_for_the_stall_time_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    _patch(monkeypatch, [[_Message(0, b"k", b'{"n": 1}')]])  # one record, then silence and no EOF
+    _patch(monkeypatch, [[_record(0, b"k", b'{"n": 1}')]])  # one record, then silence and no EOF
     with pytest.raises(BrokerUnavailable, match="no record for 60s"):
         restore_partitions(KafkaSettings(), "log", [0], StateStore())
