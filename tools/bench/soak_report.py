@@ -147,7 +147,7 @@ def _service(run: SoakRun, service: str) -> ServiceFigures:
         run.sent.get(service, 0) / max(run.load_seconds, 1),
         sum(high - low for low, high in marks.values()), sum(out.scored.values()), sum(out.dead_lettered.values()),
         lost, duplicated, percentile(steady, 0.5), percentile(steady, 0.99),
-        max((windows.p99(s) for s in windows.starts if not math.isnan(windows.p99(s))), default=float("nan")),
+        max((p for s in windows.starts if not math.isnan(p := windows.p99(s))), default=float("nan")),
         max(lags, default=-1), sum(1 for x in samples if x.stalled > 0), _lifetimes(samples, run.config.warmup_s),
         sum(x.state_bytes for x in final) / 2**20, sum(x.state_entries for x in final))
 
