@@ -74,11 +74,12 @@ class RecordBuilder:
             event = pending.event
             headers = lineage_headers(shared, event)
             for output in result.outputs:
+                value = output.value
                 records.append(
                     OutRecord(
                         topic=output.topic or self._output_topic,
                         key=(output.key or event.key).encode(),
-                        value=output.value.__pydantic_serializer__.to_json(output.value),
+                        value=value if isinstance(value, bytes) else value.__pydantic_serializer__.to_json(value),
                         headers=headers,
                     )
                 )

@@ -53,9 +53,12 @@ class Event(NamedTuple, Generic[EventT]):
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One record to publish. ``topic=None`` means the service's main output topic."""
+    """One record to publish. ``topic=None`` means the service's main output topic.
 
-    value: BaseModel
+    ``value`` is a model instance, or its JSON already encoded (a
+    :class:`shared.schemas.rows.RowEncoder` writes a batch's outputs that way, in bulk)."""
+
+    value: BaseModel | bytes
     key: str | None = None
     """Defaults to the input event's key."""
     topic: str | None = None
