@@ -11,10 +11,10 @@ import pytest
 from shared.errors import ScoringError
 from shared.schemas.payments import FraudScore
 from shared.schemas.registry import JSON_SCHEMA_DIR
-from shared.schemas.rows import Constant, RowEncoder
+from shared.schemas.rows import Column, Constant, RowEncoder
 
 
-def _columns() -> dict[str, object]:
+def _columns() -> dict[str, Column]:
     return {
         "txn_id": ["t1", "t2"],
         "user_id": ["u1", "u2"],
@@ -51,7 +51,7 @@ def test_rows_are_the_models_own_json() -> None:
         ({"probability": [1.5, 0.5]}, "breaks its schema"),
     ],
 )
-def test_a_batch_the_schema_refuses_fails_loudly(change: dict[str, object], message: str) -> None:
+def test_a_batch_the_schema_refuses_fails_loudly(change: dict[str, Column], message: str) -> None:
     with pytest.raises(ScoringError, match=message):
         RowEncoder(FraudScore).encode(2, {**_columns(), **change})
 
