@@ -4,15 +4,21 @@ Everything that can be wrong with a record is checked here, cheaply first: size 
 parsing, JSON and the schema next (invalid UTF-8 is named as such when parsing fails), and the
 key last. A bad record becomes a
 :class:`DeadLetterRecord` (data, not an exception) so the records around it keep flowing.
+
+:meth:`RecordDecoder.decode_many` validates what one poll brought in a single pydantic-core call
+(each record parsed on its own, so one record's bytes can never spill into another's); only the
+records that call refuses go through :meth:`RecordDecoder.decode` one by one, which names their
+reason exactly as before.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, Json, TypeAdapter
 
 from shared.errors import InvalidEvent
 from shared.kafka.message import MessageLike
@@ -48,6 +54,16 @@ class DeadLetterRecord:
     offset: int
 
 
+def _nests_models(schema: type[BaseModel]) -> bool:
+    """Whether any field of ``schema`` holds a model (or a container of them)."""
+    def holds_model(annotation: Any) -> bool:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return True
+        return any(holds_model(arg) for arg in get_args(annotation))
+
+    return any(holds_model(field.annotation) for field in schema.model_fields.values())
+
+
 class RecordDecoder:
     """Validates records against a scorer's input schema and key rules."""
 
@@ -57,10 +73,39 @@ class RecordDecoder:
         self._service = service
         self._max_bytes = max_bytes
         self._max_chars = max_message_chars
+        self._batch: TypeAdapter[list[Any]] | None = None
+        if not _nests_models(self._schema):
+            # Json[...] parses each record on its own and then validates it in Python mode, which
+            # for a flat schema beats one validate_json call per record (fraud 4.6 -> 3.9 us) but
+            # for nested models costs more (ad_ctr's candidates: 20 -> 34 us), so those keep it.
+            self._batch = TypeAdapter(
+                list[Annotated[Json[self._schema] | Any, Field(union_mode="left_to_right")]]  # type: ignore[name-defined]
+            )
 
-    def decode(self, msg: MessageLike) -> Event[BaseModel] | DeadLetterRecord:
+    def decode_many(self, messages: Sequence[MessageLike]) -> list[Event[BaseModel] | DeadLetterRecord]:
+        """:meth:`decode` for each message, in order, with the schema checked for all at once."""
+        if self._batch is None:
+            return [self.decode(msg) for msg in messages]
+        values = [self._fits(msg) for msg in messages]
+        # A record the schema refuses comes back as its bytes (the union's fallback), not as an
+        # exception that would throw away the whole batch's work.
+        checked = self._batch.validate_python(values)
+        decoded: list[Event[BaseModel] | DeadLetterRecord] = []
+        for msg, value in zip(messages, checked, strict=True):
+            decoded.append(self._event(msg, value) if isinstance(value, self._schema) else self.decode(msg))
+        return decoded
+
+    def _fits(self, msg: MessageLike) -> bytes | None:
+        """The value, if it is worth a place in the batched validation (else :meth:`decode` says why:
+        an oversized record must be refused before anything parses it)."""
+        raw = msg.value()
+        if raw is None:
+            return None
+        raw_key = msg.key()
+        return raw if len(raw) + (len(raw_key) if raw_key else 0) <= self._max_bytes else None
+
+    def _event(self, msg: MessageLike, value: BaseModel) -> Event[BaseModel] | DeadLetterRecord:
         try:
-            value = self._validated_value(msg.value(), msg.key())
             key = self._key(msg.key(), value)
         except InvalidEvent as exc:
             return self.dead_letter(msg, "InvalidEvent", exc.reason, exc.detail)
@@ -73,6 +118,13 @@ class RecordDecoder:
             offset=msg.offset() or 0,
             timestamp_ms=timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
         )
+
+    def decode(self, msg: MessageLike) -> Event[BaseModel] | DeadLetterRecord:
+        try:
+            value = self._validated_value(msg.value(), msg.key())
+        except InvalidEvent as exc:
+            return self.dead_letter(msg, "InvalidEvent", exc.reason, exc.detail)
+        return self._event(msg, value)
 
     def _validated_value(self, raw: bytes | None, raw_key: bytes | None) -> BaseModel:
         if raw is None:

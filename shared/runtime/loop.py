@@ -111,8 +111,7 @@ class StreamLoop:
         p.pauses.backpressure(max(p.delivery.inflight(), p.delivery.tracker.pending_records()), p.max_inflight)
         wanted = min(max(p.batcher.room, 1), MAX_POLL_RECORDS)
         messages = self._poll(wanted)
-        for msg in messages:
-            self._accept(cast(MessageLike, msg))
+        self._accept(messages)
         self._consumed_total.inc(len(messages))
         self._flush_if_due(drained=len(messages) < wanted)
         p.delivery.producer.poll(0)
@@ -143,18 +142,21 @@ class StreamLoop:
             until = min(until, ACK_POLL_S)
         return min(max(until, 0.0), IDLE_POLL_S)
 
-    def _accept(self, msg: MessageLike) -> None:
-        err = msg.error()
-        if err is not None:
-            self.parts.events.on_consume_error(err)
-            return
-        if msg.partition() not in self.parts.assignment:
-            return  # revoked by a rebalance inside the call that fetched it: its next owner reads it
-        decoded = self.parts.decoder.decode(msg)
-        if isinstance(decoded, DeadLetterRecord):
-            self.dead.append(decoded)
-        else:
-            self.parts.batcher.add(Pending(decoded, msg, time.monotonic()), decoded.timestamp_ms)
+    def _accept(self, messages: list[Any]) -> None:
+        p = self.parts
+        kept: list[MessageLike] = []
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                p.events.on_consume_error(err)
+            elif msg.partition() in p.assignment:  # else revoked inside the fetching call: its next owner reads it
+                kept.append(cast(MessageLike, msg))
+        arrived = time.monotonic()
+        for msg, decoded in zip(kept, p.decoder.decode_many(kept), strict=True):
+            if isinstance(decoded, DeadLetterRecord):
+                self.dead.append(decoded)
+            else:
+                p.batcher.add(Pending(decoded, msg, arrived), decoded.timestamp_ms)
 
     def _flush_if_due(self, drained: bool) -> None:
         """``drained``: the consumer had nothing more ready, so waiting would only add latency."""

@@ -150,9 +150,8 @@ def _one_batch(scorer: Scorer[Any], decoder: RecordDecoder, builder: RecordBuild
                batch: Sequence[InputRecord], topic: str, run: GoldenRun) -> None:
     pending: list[Pending] = []
     dead: list[DeadLetterRecord] = []
-    for record in batch:
-        message = GoldenMessage(record, topic)
-        decoded = decoder.decode(message)
+    messages = [GoldenMessage(record, topic) for record in batch]
+    for message, decoded in zip(messages, decoder.decode_many(messages), strict=True):
         if isinstance(decoded, DeadLetterRecord):
             dead.append(decoded)
         else:
