@@ -39,15 +39,6 @@ def model_headers(model: ModelInfo, schema_version: str, topic: str) -> Headers:
     ]
 
 
-def lineage_headers(shared: Headers, event: Event[BaseModel]) -> Headers:
-    return [
-        *shared,
-        (h.SOURCE_PARTITION, str(event.partition).encode()),
-        (h.SOURCE_OFFSET, str(event.offset).encode()),
-        (h.EVENT_TIME_MS, str(event.timestamp_ms).encode()),
-    ]
-
-
 class RecordBuilder:
     def __init__(self, decoder: RecordDecoder, output_topic: str, dlq_topic: str, changelog_topic: str) -> None:
         self._decoder = decoder
@@ -67,12 +58,16 @@ class RecordBuilder:
         records: list[OutRecord] = []
         rejected: list[DeadLetterRecord] = []
         shared = model_headers(model, schema_version, batch[0].event.topic) if batch else []
+        by_partition: dict[int, Headers] = {}  # the batch's constant headers and the partition's, built once
         for pending, result in zip(batch, results, strict=True):
             if isinstance(result, Rejected):
                 rejected.append(self._decoder.dead_letter(pending.message, "Rejected", result.reason, result.detail))
                 continue
             event = pending.event
-            headers = lineage_headers(shared, event)
+            prefix = by_partition.get(event.partition)
+            if prefix is None:
+                prefix = by_partition[event.partition] = [*shared, (h.SOURCE_PARTITION, b"%d" % event.partition)]
+            headers = [*prefix, (h.SOURCE_OFFSET, b"%d" % event.offset), (h.EVENT_TIME_MS, b"%d" % event.timestamp_ms)]
             for output in result.outputs:
                 value = output.value
                 records.append(
