@@ -1,7 +1,8 @@
 """The exported sequence model: its ONNX contract, its manifest check, and batched scoring.
 
 Training-time evaluation uses :class:`OnnxRanker` too, so the metrics in the docs are the
-served graph's metrics through the served preprocessing.
+served graph's metrics through the served preprocessing. The scorer serves the same graph with
+the top-K head of :mod:`services.recommendation.head` appended, through :meth:`OnnxRanker.top`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,23 @@ class OnnxRanker:
         return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
     __call__ = scores
+
+    def top(self, sequences: Sequence[Sequence[int]], allowed: np.ndarray,
+            excluded: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(items, scores)``, each ``[len(sequences), K]``, best first, from a graph with the top-K
+        head: only ``allowed`` tokens, none of a row's ``excluded`` tokens (``-inf`` when too few)."""
+        if not sequences:
+            return np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        items, scores = [], []
+        for start in range(0, len(sequences), self.max_batch):
+            end = start + self.max_batch
+            out = self.runner.run({"item_ids": pad_left(sequences[start:end], self.max_len), "allowed": allowed,
+                                   "excluded": pad_left(excluded[start:end], len(allowed))})
+            items.append(out["top_items"])
+            scores.append(out["top_scores"])
+        if len(items) == 1:
+            return items[0], scores[0]
+        return np.concatenate(items), np.concatenate(scores)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

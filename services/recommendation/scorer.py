@@ -3,8 +3,11 @@
 Per micro-batch: each event updates its user's history (in order, so two events of one user
 in a batch see each other), users with enough history are scored together in one padded
 graph call, purchased items (outside repeat-purchase categories) and business-filtered items
-are masked out, and the top K are taken with ``argpartition``. Users with too little history
+are masked out and the top K taken inside that call (the head of
+:mod:`services.recommendation.head`, appended to each version's graph at load), so the graph
+returns K items per user rather than a logit per catalogue item. Users with too little history
 get the most popular allowed items of the session's category instead (``cold_start=true``).
+The records are encoded in bulk from columns (:class:`~shared.schemas.rows.RowEncoder`).
 
 History writes are staged by the runtime and applied only when ``score`` returns, so a batch
 retried after a model failure is appended once. Business filters come from the config topic's
@@ -23,22 +26,25 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import onnx
 from pydantic import BaseModel
 
 from services.recommendation.catalog import BusinessFilters, ItemCatalog
 from services.recommendation.coverage import WindowCoverage
 from services.recommendation.features import append_event, empty_history, record_purchase, sequence_of
-from services.recommendation.ranker import INPUTS, OUTPUTS, OnnxRanker, top_k
+from services.recommendation.head import INPUTS, OUTPUTS, append_top_k
+from services.recommendation.ranker import OnnxRanker
 from services.recommendation.ranker import check_manifest as check_preprocessing
 from services.recommendation.settings import RecommendationSettings
 from shared.models.manifest import ModelManifest
-from shared.models.slot import LoadedModel
+from shared.models.slot import GraphTransform, LoadedModel
 from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics
 from shared.runtime.model_scorer import ModelScorer
-from shared.runtime.scorer import Event, LoadContext, Output, Rejected, Scored, ScoreResult, outputs_of
+from shared.runtime.scorer import Event, LoadContext, Output, Rejected, Scored, ScoreResult
 from shared.runtime.state import StateStore
-from shared.schemas.clickstream import ClickEvent, RecoScores, ScoredItem
+from shared.schemas.clickstream import ClickEvent, RecoScores
+from shared.schemas.rows import Constant, RowEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +52,10 @@ COVERAGE_WINDOW = 1000
 """Recommendation lists the K-coverage metric looks back over."""
 
 FILTERS_KEY = "filters"
+
+Items = Sequence[Mapping[str, int | float]]
+"""One recommendation list: ``ScoredItem`` fields per item, best first."""
+ENCODER = RowEncoder(RecoScores)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,8 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
         self._fallback = BusinessFilters(frozenset(settings.out_of_stock), frozenset(settings.blocked_categories))
         self._catalog: tuple[str, ItemCatalog] | None = None
         self._coverage = WindowCoverage(COVERAGE_WINDOW)
+        self._recommended: list[Items] = []
+        """The lists of the last ``score()``, for :meth:`record_business_metrics` (the records are bytes)."""
 
     def on_load(self, context: LoadContext) -> None:
         if context.state is not None:
@@ -80,6 +92,14 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
 
     def check_manifest(self, manifest: ModelManifest) -> None:
         check_preprocessing(manifest)
+
+    def graph_transform(self) -> GraphTransform:
+        return self._with_top_k
+
+    def _with_top_k(self, manifest: ModelManifest, graph: onnx.ModelProto) -> onnx.ModelProto:
+        pre = manifest.preprocessing
+        return append_top_k(graph, num_items=int(pre["num_items"]), offset=int(pre["item_id_offset"]),
+                            k=self.settings.top_k)
 
     def warm_up_dims(self) -> Mapping[str, int]:
         return {"seq": 8}
@@ -95,9 +115,12 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
     def record_business_metrics(
         self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
     ) -> None:
-        """K-coverage: distinct items among the last ``COVERAGE_WINDOW`` recommendation lists."""
-        for scores in outputs_of(results, RecoScores):
-            self._coverage.add(i.item_id for i in scores.items)
+        """K-coverage: distinct items among the last ``COVERAGE_WINDOW`` recommendation lists.
+
+        Called right after each successful ``score()`` with its results; the lists are taken once."""
+        recommended, self._recommended = self._recommended, []
+        for items in recommended:
+            self._coverage.add(int(i["item_id"]) for i in items)
         if self._catalog is not None and len(self._coverage):
             metrics.coverage.labels(service).set(self._coverage.distinct / max(self._catalog[1].num_items, 1))
 
@@ -107,21 +130,17 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
         catalog = self._catalog_of(loaded)
         plans = self._plan(batch, catalog, version)
         allowed = catalog.allowed(self.filters())
-        warm = [p for p in plans if isinstance(p, _Plan) and not p.cold]
-        ranker = OnnxRanker(loaded.model, int(loaded.manifest.preprocessing["max_len"]))
-        ranked = iter(self._rank(ranker.scores([p.tokens for p in warm]), warm, allowed, catalog))
-        # Cold users of one category get the same list: rank and validate it once per batch.
+        scored = [p for p in plans if isinstance(p, _Plan)]
+        ranked = iter(self._rank(loaded, [p for p in scored if not p.cold], allowed, catalog))
+        # Cold users of one category get the same list: rank it once per batch.
         cold_items = functools.cache(functools.partial(self._cold_items, catalog, allowed))
-        results: list[ScoreResult] = []
-        for plan in plans:
-            if isinstance(plan, Rejected):
-                results.append(plan)
-            elif plan.cold:
-                category = plan.event.category or catalog.category_of(plan.event.item_id)
-                results.append(self._output(plan, cold_items(category, plan.exclude), True, version))
-            else:
-                results.append(self._output(plan, next(ranked), False, version))
-        return results
+        lists: list[Items] = [
+            cold_items(p.event.category or catalog.category_of(p.event.item_id), p.exclude) if p.cold else next(ranked)
+            for p in scored
+        ]
+        encoded = iter(self._encode(scored, lists, version))
+        self._recommended = lists
+        return [plan if isinstance(plan, Rejected) else Scored([Output(value=next(encoded))]) for plan in plans]
 
     def _catalog_of(self, loaded: LoadedModel) -> ItemCatalog:
         if self._catalog is None or self._catalog[0] != loaded.manifest.sha256:
@@ -159,44 +178,38 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
         exclude = frozenset(i for i in history.get("purchased", []) if not catalog.repeatable(i, extra))
         return _Plan(e, tokens, exclude, len(tokens) < self.settings.cold_start_min_history)
 
-    def _rank(
-        self, scores: np.ndarray, plans: list[_Plan], allowed: np.ndarray, catalog: ItemCatalog
-    ) -> list[list[dict[str, int | float]]]:
-        """Mask filtered and purchased items, then top-K per row without a full sort: ``ScoredItem`` fields."""
+    def _rank(self, loaded: LoadedModel, plans: list[_Plan], allowed: np.ndarray, catalog: ItemCatalog) -> list[Items]:
+        """The top K of each warm user from one graph call (filtered and bought items masked there)."""
         if not plans:
             return []
-        # ``scores`` is a fresh array (OnnxRanker concatenates the graph's outputs): mask it in place
-        # instead of copying all [rows, items] logits.
-        np.copyto(scores, -np.inf, where=~allowed)
-        excluded = [(row, tok) for row, plan in enumerate(plans) if plan.exclude
-                    for tok in catalog.tokens(plan.exclude)]
-        if excluded:
-            rows, cols = np.asarray(excluded, dtype=np.intp).T
-            scores[rows, cols] = -np.inf
-        cols, vals = top_k(scores, self.settings.top_k)
-        items, finite = (cols - catalog.offset).tolist(), np.isfinite(vals).tolist()
+        ranker = OnnxRanker(loaded.model, int(loaded.manifest.preprocessing["max_len"]))
+        excluded = [catalog.tokens(p.exclude) if p.exclude else () for p in plans]
+        items, scores = ranker.top([p.tokens for p in plans], allowed, excluded)
+        rows = zip(items.tolist(), scores.tolist(), strict=True)
+        finite = np.isfinite(scores)
+        if finite.all():
+            return [[{"item_id": i, "score": v} for i, v in zip(ids, vals, strict=True)] for ids, vals in rows]
+        # Fewer than K items passed the masks: the rest came back as -inf.
         return [
-            [{"item_id": i, "score": v} for i, v, ok in zip(row_items, row_vals, row_ok, strict=True) if ok]
-            for row_items, row_vals, row_ok in zip(items, vals.tolist(), finite, strict=True)
+            [{"item_id": i, "score": v} for i, v, ok in zip(ids, vals, oks, strict=True) if ok]
+            for (ids, vals), oks in zip(rows, finite.tolist(), strict=True)
         ]
 
     def _cold_items(self, catalog: ItemCatalog, allowed: np.ndarray, category: str | None,
-                    exclude: frozenset[int]) -> tuple[ScoredItem, ...]:
+                    exclude: frozenset[int]) -> Items:
         """The popular allowed items of ``category`` for a user without enough history, scored 1/rank."""
         items = catalog.popular_in(category, self.settings.top_k, allowed, exclude)
-        return tuple(ScoredItem(item_id=item, score=1.0 / (rank + 1)) for rank, item in enumerate(items))
+        return tuple({"item_id": item, "score": 1.0 / (rank + 1)} for rank, item in enumerate(items))
 
-    def _output(self, plan: _Plan, items: Sequence[ScoredItem] | Sequence[Mapping[str, int | float]], cold: bool,
-                version: str) -> Scored:
-        e = plan.event
-        # One validation of plain dicts (frozen items pass as they are): cheaper than a model per
-        # item, even an unvalidated ``model_construct`` one (Python code, slower than pydantic-core).
-        record = RecoScores.model_validate({
-            "user_id": e.user_id,
-            "items": items,
-            "k": self.settings.top_k,
-            "model_version": version,
-            "source": {"ts_ms": e.ts_ms, "item_id": e.item_id, "event_type": e.event_type, "session_id": e.session_id},
-            "cold_start": cold,
-        })
-        return Scored([Output(value=record)])
+    def _encode(self, plans: list[_Plan], lists: list[Items], version: str) -> list[bytes]:
+        """The ``RecoScores`` records of ``plans``, from columns."""
+        events = [p.event for p in plans]
+        return ENCODER.encode(len(plans), {
+            "user_id": [e.user_id for e in events],
+            "items": lists,
+            "k": Constant(self.settings.top_k),
+            "model_version": Constant(version),
+            "source": [{"ts_ms": e.ts_ms, "item_id": e.item_id, "event_type": e.event_type, "session_id": e.session_id}
+                       for e in events],
+            "cold_start": [p.cold for p in plans],
+        })  # fmt: skip

@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import helper
 
 from shared.errors import ModelError, ModelSpecMismatch, ScoringError
 from shared.models.manifest import TensorSpec
@@ -111,12 +113,8 @@ class OnnxModel:
     def check_spec(self, expected_inputs: SpecLike, expected_outputs: SpecLike = (), *, source: str = "scorer") -> None:
         """Raise ``ModelSpecMismatch`` unless the graph has exactly the expected inputs and at
         least the expected outputs, with the same dtypes, ranks and fixed dims."""
-        problems = _compare("input", _as_specs(expected_inputs), self.inputs, exact=True)
-        problems += _compare("output", _as_specs(expected_outputs), self.outputs, exact=False)
-        if problems:
-            raise ModelSpecMismatch(
-                f"model {self.name} {self.version} does not match the {source}'s spec: " + "; ".join(problems)
-            )
+        check_specs(self.inputs, self.outputs, expected_inputs, expected_outputs,
+                    what=f"model {self.name} {self.version}", source=source)
 
     def warm_up(
         self,
@@ -179,6 +177,30 @@ class OnnxModel:
             binding.bind_output(name, self._device)
         self._session.run_with_iobinding(binding)
         return dict(zip(self._output_names, binding.copy_outputs_to_cpu(), strict=True))
+
+
+def graph_specs(graph: onnx.GraphProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The inputs and outputs of an ONNX graph as ORT lists them (from IR version 4 an input backed by
+    an initializer is a constant, not an input), read from the proto without creating a session."""
+    initialized = {t.name for t in graph.initializer}
+
+    def spec(value: onnx.ValueInfoProto) -> TensorSpec:
+        tensor = value.type.tensor_type
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
+        return TensorSpec(name=value.name, dtype="str" if dtype.kind == "O" else dtype.name, shape=dims)
+
+    return [spec(v) for v in graph.input if v.name not in initialized], [spec(v) for v in graph.output]
+
+
+def check_specs(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], expected_inputs: SpecLike,
+                expected_outputs: SpecLike = (), *, what: str, source: str) -> None:
+    """Raise ``ModelSpecMismatch`` unless ``inputs`` are exactly the expected inputs and ``outputs``
+    hold at least the expected outputs, with the same dtypes, ranks and fixed dims."""
+    problems = _compare("input", _as_specs(expected_inputs), list(inputs), exact=True)
+    problems += _compare("output", _as_specs(expected_outputs), list(outputs), exact=False)
+    if problems:
+        raise ModelSpecMismatch(f"{what} does not match the {source}'s spec: " + "; ".join(problems))
 
 
 def _as_specs(expected: SpecLike) -> list[TensorSpec]:

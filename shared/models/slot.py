@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import onnx
 
 from shared.errors import ChecksumMismatch, ModelError, ModelSpecMismatch
+from shared.models.info import ModelInfo
 from shared.models.manifest import ModelManifest
 from shared.models.repository import ModelRepository, version_number
-from shared.models.session import OnnxModel, SpecLike
-from shared.models.info import ModelInfo
+from shared.models.session import OnnxModel, SpecLike, check_specs, graph_specs
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 FailureCallback = Callable[[str, str, Exception], None]
 """Called with ``(version, reason, error)`` when a version is refused."""
+GraphTransform = Callable[[ModelManifest, onnx.ModelProto], onnx.ModelProto]
+"""Turns a verified model file into the graph served, e.g. by appending post-processing to it."""
 
 
 class SlotMetrics(Protocol):
@@ -83,6 +86,7 @@ class ModelSlot:
         expected_inputs: SpecLike = (),
         expected_outputs: SpecLike = (),
         validate: Callable[[ModelManifest], None] | None = None,
+        transform: GraphTransform | None = None,
         warm_up_batches: Sequence[int] = (1, 8, 256),
         warm_up_dims: Mapping[str, int] | None = None,
         poll_interval_s: float = 10.0,
@@ -94,7 +98,10 @@ class ModelSlot:
         """Nothing is loaded until :meth:`load`. ``validate`` may raise ``ModelSpecMismatch``
         for manifests the scorer cannot use (e.g. a feature spec it does not know). ``metrics``
         (the runtime's, handed to scorers as ``LoadContext.model_metrics``) gets the serving
-        version's info gauge and the refused versions' count; without it nothing is reported."""
+        version's info gauge and the refused versions' count; without it nothing is reported.
+        ``transform`` rewrites each verified graph before its session is created (the committed file
+        and its checksum stay as they are); the manifest is checked against the file before it, the
+        scorer's spec (``expected_*``) against the graph served."""
         self.repository = repository
         self.name = name
         self.pinned_version = pinned_version
@@ -102,6 +109,7 @@ class ModelSlot:
         self._session_args: dict[str, Any] = {"providers": providers, "intra_op_threads": intra_op_threads}
         self._expected = (expected_inputs, expected_outputs)
         self._validate = validate
+        self._transform = transform
         self._warm_up = (tuple(warm_up_batches), dict(warm_up_dims or {}))
         self.poll_interval_s = poll_interval_s
         self.background = background
@@ -235,8 +243,15 @@ class ModelSlot:
         manifest, data = self.repository.load_verified(self.name, version, self.variant)
         if self._validate is not None:
             self._validate(manifest)
-        model = OnnxModel(data, name=self.name, version=version, **self._session_args)
-        model.check_spec(manifest.inputs, manifest.outputs, source="manifest")
+        if self._transform is None:
+            model = OnnxModel(data, name=self.name, version=version, **self._session_args)
+            model.check_spec(manifest.inputs, manifest.outputs, source="manifest")
+        else:
+            graph = onnx.load_model_from_string(data)
+            check_specs(*graph_specs(graph.graph), manifest.inputs, manifest.outputs,
+                        what=f"model {self.name} {version}", source="manifest")
+            served = self._transform(manifest, graph).SerializeToString()
+            model = OnnxModel(served, name=self.name, version=version, **self._session_args)
         model.check_spec(*self._expected, source="scorer")
         batches, dims = self._warm_up
         model.warm_up(batches, dims)

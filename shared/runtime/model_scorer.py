@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from shared.errors import ModelError
 from shared.models.manifest import ModelManifest
 from shared.models.session import SpecLike
-from shared.models.slot import ModelSlot
+from shared.models.slot import GraphTransform, ModelSlot
 from shared.runtime.scorer import LoadContext, ModelInfo, Scorer
 from shared.settings import ServiceSettings
 
@@ -54,7 +54,7 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
             self._slot = ModelSlot.from_settings(
                 self.settings, self.model_name, expected_inputs=self.model_inputs,
                 expected_outputs=self.model_outputs, validate=self.check_manifest,
-                warm_up_dims=self.warm_up_dims(), metrics=context.model_metrics,
+                transform=self.graph_transform(), warm_up_dims=self.warm_up_dims(), metrics=context.model_metrics,
             )  # fmt: skip
         self._slot.load()
         self.on_load(context)
@@ -65,6 +65,12 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
     def check_manifest(self, manifest: ModelManifest) -> None:
         """Hook: raise ``ModelSpecMismatch`` to refuse a version this scorer cannot use (e.g. other
         features). Called while a version is prepared, possibly in the slot's loader thread."""
+
+    def graph_transform(self) -> GraphTransform | None:
+        """Hook: a function that builds the graph to serve from each version's verified file (e.g. by
+        appending post-processing); ``model_inputs``/``model_outputs`` then describe its result. Called
+        while a version is prepared, possibly in the slot's loader thread. ``None`` serves the file."""
+        return None
 
     def warm_up_dims(self) -> Mapping[str, int]:
         """Hook: sizes for the graph's symbolic dims other than the batch, used to warm it up."""

@@ -41,8 +41,8 @@ def _scorer(state: StateStore | None = None, config: StaticConfig | None = None,
 def _reco(result: object) -> RecoScores:
     assert isinstance(result, Scored)
     value = result.outputs[0].value
-    assert isinstance(value, RecoScores)
-    return value
+    assert isinstance(value, bytes)  # encoded in bulk from columns
+    return RecoScores.model_validate_json(value)
 
 
 def _sim_clicks(n: int) -> list[ClickEvent]:
