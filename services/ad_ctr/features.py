@@ -111,24 +111,92 @@ def candidate_rows(request: AdRequest) -> list[dict[str, object]]:
     return [context | {f: getattr(c, f) for f in AD_FIELDS} for c in request.candidates]
 
 
-def encode_requests(spec: FeatureSpec, requests: Sequence[AdRequest]) -> np.ndarray:
-    """``encode_rows(spec, rows)`` of every candidate row of ``requests``, built a column at a time.
+@dataclass(frozen=True, slots=True)
+class CandidateColumns:
+    """A batch of ad requests as columns: the context once per request, the ads once per candidate.
+
+    The scorer's view of a batch: every transform reads a column, so no per-candidate row is built.
+    Candidate columns list every request's candidates in order; ``counts`` says how many are whose.
+    """
+
+    counts: np.ndarray
+    """``int64 [requests]``: each request's number of candidates."""
+    context: dict[str, list[object]]
+    """:data:`CONTEXT_FIELDS` -> one value per request."""
+    ads: dict[str, list[object]]
+    """:data:`AD_FIELDS` -> one value per candidate."""
+    titles: list[str]
+    bids: np.ndarray
+    """``float64 [candidates]``."""
+
+    @classmethod
+    def of(cls, requests: Sequence[AdRequest]) -> CandidateColumns:
+        counts = np.fromiter(map(len, map(attrgetter("candidates"), requests)), dtype=np.int64, count=len(requests))
+        candidates = [c for r in requests for c in r.candidates]
+        return cls(
+            counts=counts,
+            context={f: list(map(attrgetter(f), requests)) for f in CONTEXT_FIELDS},
+            ads={f: list(map(attrgetter(f), candidates)) for f in AD_FIELDS},
+            titles=list(map(attrgetter("title"), candidates)),
+            bids=np.fromiter(map(attrgetter("bid"), candidates), dtype=np.float64, count=len(candidates)),
+        )
+
+
+class BucketMemo:
+    """The global ids of one spec's field values, kept from batch to batch.
+
+    The same ads, creatives and slots come back batch after batch, so a value is hashed once
+    and then looked up. The ids are :func:`column_ids`' own (a memo, never a second hash); a
+    field's memo is emptied when it would pass ``max_values``, so memory stays bounded.
+    """
+
+    def __init__(self, spec: FeatureSpec, max_values: int = 200_000) -> None:
+        self.spec = spec
+        self.max_values = max_values
+        self._ids: list[dict[object, int]] = [{} for _ in spec.fields]
+
+    def column(self, j: int, values: Sequence[object]) -> np.ndarray:
+        """``column_ids(self.spec, j, values)``."""
+        ids = self._ids[j]
+        try:
+            return np.fromiter(map(ids.__getitem__, values), dtype=np.int64, count=len(values))
+        except KeyError:
+            missing = [v for v in dict.fromkeys(values) if v not in ids]
+            if len(ids) + len(missing) > self.max_values:
+                ids.clear()
+                missing = list(dict.fromkeys(values))
+            ids.update(zip(missing, column_ids(self.spec, j, missing).tolist(), strict=True))
+            return np.fromiter(map(ids.__getitem__, values), dtype=np.int64, count=len(values))
+
+
+def encode_columns(spec: FeatureSpec, columns: CandidateColumns, memo: BucketMemo | None = None) -> np.ndarray:
+    """``encode_rows(spec, rows)`` of every candidate row of a batch, built a column at a time.
 
     The scorer's path: a request's context is encoded once per request and repeated for each
     of its candidates, instead of once per candidate. A spec field that no request carries is
-    the value ``None``, as in :func:`encode_rows`.
+    the value ``None``, as in :func:`encode_rows`. ``memo`` (for ``spec``) saves re-hashing values
+    seen in earlier batches.
     """
-    counts = np.fromiter((len(r.candidates) for r in requests), dtype=np.int64, count=len(requests))
-    candidates = [c for r in requests for c in r.candidates]
-    out = np.empty((len(candidates), len(spec.fields)), dtype=np.int64)
+    if memo is not None and memo.spec != spec:
+        raise ValueError("the memo belongs to another feature spec")
+
+    def ids(j: int, values: Sequence[object]) -> np.ndarray:
+        return memo.column(j, values) if memo is not None else column_ids(spec, j, values)
+
+    out = np.empty((int(columns.counts.sum()), len(spec.fields)), dtype=np.int64)
     for j, field in enumerate(spec.fields):
         if field in CONTEXT_FIELDS:
-            out[:, j] = np.repeat(column_ids(spec, j, list(map(attrgetter(field), requests))), counts)
+            out[:, j] = np.repeat(ids(j, columns.context[field]), columns.counts)
         elif field in AD_FIELDS:
-            out[:, j] = column_ids(spec, j, list(map(attrgetter(field), candidates)))
+            out[:, j] = ids(j, columns.ads[field])
         else:
             out[:, j] = column_ids(spec, j, [None])[0]
     return out
+
+
+def encode_requests(spec: FeatureSpec, requests: Sequence[AdRequest]) -> np.ndarray:
+    """:func:`encode_columns` of ``requests``."""
+    return encode_columns(spec, CandidateColumns.of(requests))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,23 +5,26 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from operator import attrgetter
+from typing import ClassVar, cast
 
 import numpy as np
 from pydantic import BaseModel
 
 from services.ad_ctr.cache import EmbeddingCache
-from services.ad_ctr.features import encode_requests, encode_titles
+from services.ad_ctr.features import BucketMemo, CandidateColumns, encode_columns, encode_titles
 from services.ad_ctr.model_io import CTR_INPUTS, CTR_OUTPUTS, CtrModelMeta, load_text_encoder
 from services.ad_ctr.ranking import batch_expected_value_ranks
 from services.ad_ctr.settings import AdCtrSettings
+from shared.errors import ScoringError
 from shared.models.manifest import ModelManifest
 from shared.models.repository import ModelRepository
 from shared.models.session import OnnxModel
 from shared.runtime.metrics import BusinessMetrics, observe_many
 from shared.runtime.model_scorer import ModelScorer
-from shared.runtime.scorer import Event, Output, Rejected, Scored, ScoreResult, outputs_of
+from shared.runtime.scorer import Event, Output, Rejected, Scored, ScoreResult
 from shared.schemas.ads import AdRequest, CtrScores
+from shared.schemas.rows import Constant, RowEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +40,12 @@ class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
     def __init__(self, settings: AdCtrSettings) -> None:
         super().__init__(settings, settings.model_name)
         self.cache = EmbeddingCache(settings.embedding_cache_size)
-        self._text: dict[str, tuple[CtrModelMeta, OnnxModel]] = {}
-        """CTR version -> its manifest meta and pinned text encoder (loaded beside it)."""
+        self._text: dict[str, tuple[CtrModelMeta, OnnxModel, BucketMemo]] = {}
+        """CTR version -> its manifest meta, pinned text encoder (loaded beside it) and hashed-id memo."""
         self._serving_version: str | None = None
+        self._encoder = RowEncoder(CtrScores)
+        self._last_pctr = _NO_SCORES
+        """The pCTRs of the last successful ``score()``, for the business metrics."""
 
     def warm_up_dims(self) -> Mapping[str, int]:
         return {"fields": 1, "text_dim": 1}
@@ -50,7 +56,7 @@ class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
         meta = CtrModelMeta.of(manifest)
         encoder = load_text_encoder(ModelRepository(self.settings.models_dir), meta,
                                     self.settings.execution_providers, self.settings.intra_op_threads)
-        self._text[manifest.version] = (meta, encoder)
+        self._text[manifest.version] = (meta, encoder, BucketMemo(meta.spec))
 
     def key_of(self, event: AdRequest) -> str | None:
         return event.request_id
@@ -70,58 +76,76 @@ class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
     def record_business_metrics(
         self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
     ) -> None:
-        pctrs = [c.pctr for scores in outputs_of(results, CtrScores) for c in scores.candidates]
-        observe_many(metrics.score.labels(service), pctrs)
+        # The outputs are encoded bytes: the pCTRs come from the last score() (the runtime calls
+        # this right after each successful one).
+        observe_many(metrics.score.labels(service), self._last_pctr.tolist())
 
     def score(self, batch: Sequence[Event[AdRequest]]) -> Sequence[ScoreResult]:
         loaded = self.slot.current
-        meta, encoder = self._text[loaded.manifest.version]
+        meta, encoder, memo = self._text[loaded.manifest.version]
         if loaded.manifest.version != self._serving_version:
             self.cache.clear()  # embeddings of the previous text encoder do not fit the new graph
             self._serving_version = loaded.manifest.version
-        results: list[ScoreResult | None] = [self.check(e.value) for e in batch]
-        accepted = [e.value for e, r in zip(batch, results, strict=True) if r is None]
-        if not accepted:
-            return [r for r in results if r is not None]
-        pctr = self._predict(accepted, meta, encoder, loaded.model)
-        scored = iter(self._outputs(accepted, pctr, loaded.manifest.version))
-        return [r if r is not None else next(scored) for r in results]
+        self._last_pctr = _NO_SCORES
+        requests = [e.value for e in batch]
+        columns = CandidateColumns.of(requests)
+        results = self._checked(requests, columns)
+        if results:
+            accepted = [r for i, r in enumerate(requests) if i not in results]
+            if not accepted:
+                return [results[i] for i in range(len(batch))]
+            requests, columns = accepted, CandidateColumns.of(accepted)
+        pctr = self._predict(columns, meta, encoder, memo, loaded.model)
+        scored = iter(self._outputs(requests, columns, pctr, loaded.manifest.version))
+        out = [results[i] if i in results else next(scored) for i in range(len(batch))]
+        self._last_pctr = pctr
+        return out
 
-    def _predict(self, requests: list[AdRequest], meta: CtrModelMeta, encoder: OnnxModel,
+    def _checked(self, requests: list[AdRequest], columns: CandidateColumns) -> dict[int, ScoreResult]:
+        """:meth:`check` of the requests that break a limit (found with column arithmetic), by index."""
+        counts = columns.counts
+        bad_bid = ~(np.isfinite(columns.bids) & (columns.bids > 0))
+        suspect = (counts == 0) | (counts > self.settings.max_candidates)
+        if bad_bid.any():
+            suspect |= np.bincount(np.repeat(np.arange(len(counts)), counts)[bad_bid], minlength=len(counts)) > 0
+        found = {int(i): self.check(requests[i]) for i in np.flatnonzero(suspect)}
+        return {i: r for i, r in found.items() if r is not None}
+
+    def _predict(self, columns: CandidateColumns, meta: CtrModelMeta, encoder: OnnxModel, memo: BucketMemo,
                  model: OnnxModel) -> np.ndarray:
-        cands = [c for r in requests for c in r.candidates]
-
         def encode(titles: Sequence[str]) -> np.ndarray:
             ids, mask = encode_titles(meta.text, titles)
             return encoder.run({"token_ids": ids, "token_mask": mask})["embedding"]
 
-        text = self.cache.lookup([c.creative_id for c in cands], [c.title for c in cands], encode)
-        out = model.run({"sparse": encode_requests(meta.spec, requests), "text_emb": text})
-        return np.clip(out["pctr"].astype(np.float64), 0.0, 1.0)
+        creatives = cast(list[str], columns.ads["creative_id"])
+        text = self.cache.lookup(creatives, columns.titles, encode)
+        out = model.run({"sparse": encode_columns(meta.spec, columns, memo), "text_emb": text})
+        pctr = np.clip(out["pctr"].astype(np.float64), 0.0, 1.0)
+        if not np.isfinite(pctr).all():
+            raise ScoringError("the CTR model returned a non-finite pCTR")
+        return pctr
 
-    @staticmethod
-    def _outputs(requests: list[AdRequest], pctr: np.ndarray, version: str) -> list[Scored]:
-        counts = [len(r.candidates) for r in requests]
-        candidates = _candidate_scores(requests, counts, pctr)
-        out, start = [], 0
-        for request, n in zip(requests, counts, strict=True):
-            record = CtrScores.model_validate({
-                "request_id": request.request_id, "candidates": candidates[start : start + n],
-                "model_version": version, "event_ts_ms": request.ts_ms,
-            })
-            out.append(Scored([Output(record, key=request.request_id)]))
-            start += n
-        return out
+    def _outputs(self, requests: list[AdRequest], columns: CandidateColumns, pctr: np.ndarray,
+                 version: str) -> list[Scored]:
+        """Every request's ``CtrScores``, encoded from the batch's columns in one call."""
+        ids = list(map(attrgetter("request_id"), requests))
+        rows = self._encoder.encode(len(requests), {
+            "request_id": ids,
+            "candidates": _candidate_scores(columns, pctr),
+            "model_version": Constant(version),
+            "event_ts_ms": list(map(attrgetter("ts_ms"), requests)),
+        })
+        return [Scored([Output(row, key=key)]) for row, key in zip(rows, ids, strict=True)]
 
 
-def _candidate_scores(requests: list[AdRequest], counts: list[int], pctr: np.ndarray) -> list[dict[str, object]]:
-    """The ``CandidateScore`` fields of every candidate of the batch, ranked per request in one sort.
+_NO_SCORES = np.empty(0, dtype=np.float64)
 
-    Plain dicts, validated with their ``CtrScores`` in one call: cheaper than a model per candidate,
-    even an unvalidated ``model_construct`` one (Python code, slower than pydantic-core's validation).
-    """
-    bids = [c.bid for r in requests for c in r.candidates]
-    ev, ranks = batch_expected_value_ranks(np.asarray(bids, dtype=np.float64), pctr, counts)
-    ad_ids = [c.ad_id for r in requests for c in r.candidates]
-    return [{"ad_id": a, "pctr": p, "bid": b, "expected_value": e, "rank": k}
-            for a, p, b, e, k in zip(ad_ids, pctr.tolist(), bids, ev.tolist(), ranks.tolist(), strict=True)]
+
+def _candidate_scores(columns: CandidateColumns, pctr: np.ndarray) -> list[list[dict[str, object]]]:
+    """Each request's ``CandidateScore`` fields (its slice of the batch's columns), ranked in one sort."""
+    ev, ranks = batch_expected_value_ranks(columns.bids, pctr, columns.counts.tolist())
+    flat = [{"ad_id": a, "pctr": p, "bid": b, "expected_value": e, "rank": k}
+            for a, p, b, e, k in zip(columns.ads["ad_id"], pctr.tolist(), columns.bids.tolist(), ev.tolist(),
+                                     ranks.tolist(), strict=True)]
+    ends = np.cumsum(columns.counts).tolist()
+    return [flat[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]

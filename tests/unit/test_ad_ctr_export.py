@@ -38,6 +38,7 @@ def test_tiny_export_then_fine_tune_publishes_paired_graphs_the_scorer_serves(tm
     reqs = [AdRequest.model_validate(event) for event, _ in make_stream("ads").iter_dicts(5)]
     results = scorer.score([Event(r, r.request_id, "t", 0, i, r.ts_ms) for i, r in enumerate(reqs)])
     assert scorer.model_info.version == "v0002"
-    scores = [r.outputs[0].value for r in results if isinstance(r, Scored)]
-    pctr = np.array([c.pctr for s in scores if isinstance(s, CtrScores) for c in s.candidates])
+    values = [r.outputs[0].value for r in results if isinstance(r, Scored)]
+    scores = [CtrScores.model_validate_json(v) for v in values if isinstance(v, bytes)]
+    pctr = np.array([c.pctr for s in scores for c in s.candidates])
     assert len(pctr) == sum(len(r.candidates) for r in reqs) and bool(((pctr > 0) & (pctr < 1)).all())

@@ -13,7 +13,7 @@ import pytest
 from services.ad_ctr import SETTINGS_CLASS, create_scorer
 from services.ad_ctr.scorer import AdCtrScorer
 from services.ad_ctr.settings import AdCtrSettings
-from shared.errors import InvalidEvent, ModelError
+from shared.errors import InvalidEvent, ModelError, ScoringError
 from shared.models.session import OnnxModel
 from shared.runtime.scorer import Event, LoadContext, Rejected, Scored, ScoreResult
 from shared.schemas.ads import AdCandidate, AdRequest, CtrScores
@@ -65,21 +65,25 @@ def count_runs(monkeypatch: pytest.MonkeyPatch, model: OnnxModel) -> Counting:
     return counting
 
 
+def scores_of(results: Sequence[ScoreResult]) -> list[CtrScores]:
+    """The published records (encoded JSON bytes), read back through their schema."""
+    values = [r.outputs[0].value for r in results if isinstance(r, Scored)]
+    assert len(values) == len(results) and all(isinstance(v, bytes) for v in values)
+    return [CtrScores.model_validate_json(v) for v in values if isinstance(v, bytes)]
+
+
 def pctrs(results: Sequence[ScoreResult]) -> list[list[float]]:
     """Every request's candidate pCTRs, in order."""
-    scores = [r.outputs[0].value for r in results if isinstance(r, Scored)]
-    assert len(scores) == len(results) and all(isinstance(s, CtrScores) for s in scores)
-    return [[c.pctr for c in s.candidates] for s in scores if isinstance(s, CtrScores)]
+    return [[c.pctr for c in s.candidates] for s in scores_of(results)]
 
 
 def test_every_candidate_gets_a_pctr_and_ranks_follow_bid_times_pctr(loaded: AdCtrScorer) -> None:
     reqs = requests(40)
     results = loaded.score(events(reqs))
     assert len(results) == len(reqs)
-    for req, res in zip(reqs, results, strict=True):
-        assert isinstance(res, Scored)
-        out = res.outputs[0].value
-        assert isinstance(out, CtrScores) and out.request_id == req.request_id
+    for req, res, out in zip(reqs, results, scores_of(results), strict=True):
+        assert isinstance(res, Scored) and res.outputs[0].key == req.request_id
+        assert out.request_id == req.request_id and out.event_ts_ms == req.ts_ms
         assert [c.ad_id for c in out.candidates] == [c.ad_id for c in req.candidates]
         assert all(0.0 <= c.pctr <= 1.0 for c in out.candidates)
         by_rank = sorted(out.candidates, key=lambda c: c.rank)
@@ -128,8 +132,9 @@ def test_business_limits_reject_with_a_reason_and_the_rest_still_scores() -> Non
         AdCandidate.model_construct(**{**dict(cand), "bid": float("nan")}),)})
     negative = AdRequest.model_construct(**{**dict(good), "candidates": (
         AdCandidate.model_construct(**{**dict(cand), "bid": -1.0}),)})
-    results = sc.score(events([big, good, empty, nan_bid, negative]))
-    assert isinstance(results[1], Scored)
+    results = sc.score(events([big, good, empty, nan_bid, negative, good]))
+    assert isinstance(results[1], Scored) and isinstance(results[5], Scored)
+    assert [s.request_id for s in scores_of([results[1], results[5]])] == [good.request_id] * 2
     reasons = [r.reason for r in results if isinstance(r, Rejected)]
     assert reasons == ["too_many_candidates", "no_candidates", "invalid_bid", "invalid_bid"]
 
@@ -173,3 +178,33 @@ def test_exported_graph_is_calibrated_monotonically(loaded: AdCtrScorer) -> None
     cal = loaded.slot.current.manifest.preprocessing["calibration"]
     expected = 1 / (1 + np.exp(-(cal["a"] * out["logit"] + cal["b"])))
     np.testing.assert_allclose(out["pctr"], expected, atol=1e-6)
+
+
+def test_business_metrics_observe_the_pctrs_of_the_last_scored_batch(loaded: AdCtrScorer) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from shared.runtime.metrics import BusinessMetrics
+
+    metrics = BusinessMetrics(CollectorRegistry())
+    reqs = requests(12)
+    results = loaded.score(events(reqs))
+    loaded.record_business_metrics("ad_ctr", results, metrics)
+    child = metrics.score.labels("ad_ctr")
+    observed = sum(bucket.get() for bucket in child._buckets)
+    assert observed == sum(len(r.candidates) for r in reqs)
+    assert child._sum.get() == pytest.approx(sum(p for ps in pctrs(results) for p in ps))
+
+
+def test_a_non_finite_pctr_fails_the_batch_instead_of_publishing_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    sc = scorer()
+    model = sc.slot.current.model
+    run = model.run
+
+    def broken(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = dict(run(feeds))
+        out["pctr"] = np.full_like(out["pctr"], np.nan)
+        return out
+
+    monkeypatch.setattr(model, "run", broken)
+    with pytest.raises(ScoringError, match="non-finite"):
+        sc.score(events(requests(3)))

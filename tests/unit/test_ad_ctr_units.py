@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,10 +13,13 @@ from hypothesis import strategies as st
 from services.ad_ctr.cache import EmbeddingCache, Encoder
 from services.ad_ctr.features import (
     REQUEST_SPEC,
+    BucketMemo,
+    CandidateColumns,
     FeatureSpec,
     TextSpec,
     bucket,
     candidate_rows,
+    encode_columns,
     encode_requests,
     encode_rows,
     encode_titles,
@@ -147,3 +151,57 @@ def test_auc_matches_sklearn_with_ties_and_bootstrap_brackets_it() -> None:
     assert auc(y, p) == pytest.approx(roc_auc_score(y, p))
     (iv,) = bootstrap(auc, y, [p], n=200)
     assert iv.low < iv.value < iv.high
+
+
+def test_the_memo_gives_column_ids_own_ids_across_batches_and_stays_bounded() -> None:
+    requests = [AdRequest.model_validate(event) for event, _ in make_stream("ads").iter_dicts(60)]
+    spec = FeatureSpec((*REQUEST_SPEC.fields, "not_in_requests"), (*REQUEST_SPEC.buckets, 5))
+    memo = BucketMemo(spec, max_values=50)  # small enough to be emptied between batches
+    for batch in (requests[:30], requests[20:], requests):
+        columns = CandidateColumns.of(batch)
+        expected = encode_rows(spec, [row for r in batch for row in candidate_rows(r)])
+        np.testing.assert_array_equal(encode_columns(spec, columns, memo), expected)
+        # At most the limit, or one batch's distinct values when the batch alone is over it.
+        assert all(len(ids) <= max(50, len(columns.titles)) for ids in memo._ids)
+    with pytest.raises(ValueError, match="another feature spec"):
+        encode_columns(REQUEST_SPEC, CandidateColumns.of(requests), memo)
+
+
+class ReferenceLru:
+    """The cache's contract, one id at a time: what the batched table must reproduce."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.rows, self.hits, self.misses = capacity, OrderedDict[str, np.ndarray](), 0, 0
+
+    def lookup(self, ids: Sequence[str], titles: Sequence[str], encode: Encoder) -> np.ndarray:
+        missing: dict[str, str] = {}
+        for cid, title in zip(ids, titles, strict=True):
+            if cid in self.rows:
+                self.rows.move_to_end(cid)
+            else:
+                missing.setdefault(cid, title)
+        self.misses += sum(cid in missing for cid in ids)
+        self.hits += sum(cid not in missing for cid in ids)
+        fresh = dict(zip(missing, encode(list(missing.values())), strict=True)) if missing else {}
+        out = np.stack([fresh[cid] if cid in fresh else self.rows[cid] for cid in ids])
+        for cid, vector in fresh.items():
+            if self.capacity:
+                self.rows[cid] = vector
+                while len(self.rows) > self.capacity:
+                    self.rows.popitem(last=False)
+        return out
+
+
+@given(st.integers(0, 6), st.lists(st.lists(st.sampled_from("abcdefghij"), min_size=1, max_size=8), max_size=12))
+def test_the_cache_matches_an_lru_of_one_id_at_a_time(capacity: int, batches: list[list[str]]) -> None:
+    cache, reference = EmbeddingCache(capacity), ReferenceLru(capacity)
+    got_calls: list[int] = []
+    want_calls: list[int] = []
+    for ids in batches:
+        titles = [cid * (1 + ids.index(cid)) for cid in ids]  # an id's first title is the one encoded
+        got = cache.lookup(ids, titles, _encoder(got_calls))
+        want = reference.lookup(ids, titles, _encoder(want_calls))
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.float32
+        assert list(cache._slots) == list(reference.rows), "the same ids, in the same recency order"
+    assert got_calls == want_calls and (cache.hits, cache.misses) == (reference.hits, reference.misses)
