@@ -60,7 +60,9 @@ class ItemCatalog:
         return tok if 1 <= tok <= self.num_items else None
 
     def tokens(self, item_ids: Iterable[int]) -> list[int]:
-        return [t for t in (self.token(i) for i in item_ids) if t is not None]
+        """The tokens of the known items among ``item_ids`` (:meth:`token` inlined: once per history item)."""
+        offset, last = self.offset, self.num_items
+        return [tok for i in item_ids if 1 <= (tok := i + offset) <= last]
 
     def item_id(self, token: int) -> int:
         return token - self.offset

@@ -28,16 +28,20 @@ def empty_history() -> dict[str, Any]:
 
 
 def append_event(history: dict[str, Any], item_id: int, weight: int, capacity: int) -> dict[str, Any]:
-    """A new history with one interaction appended (the input dict is not modified)."""
-    items: list[list[int]] = [list(p) for p in history.get("items", [])]
+    """A new history with one interaction appended (the input dict is not modified).
+
+    The new history shares the old one's pairs and purchased list: they are never changed in place,
+    only replaced, so copying them (up to ``capacity`` lists per event) bought nothing.
+    """
+    items: list[list[int]] = list(history.get("items", []))
     if items and items[-1][0] == item_id:
-        items[-1][1] = max(items[-1][1], weight)
+        items[-1] = [item_id, max(items[-1][1], weight)]
     else:
         items.append([item_id, weight])
     while len(items) > capacity:
         lightest = min(p[1] for p in items)
         del items[next(i for i, p in enumerate(items) if p[1] == lightest)]
-    return {"items": items, "purchased": list(history.get("purchased", []))}
+    return {"items": items, "purchased": history.get("purchased", [])}
 
 
 def record_purchase(history: dict[str, Any], item_id: int, capacity: int) -> dict[str, Any]:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import onnx
@@ -37,6 +36,7 @@ from services.recommendation.ranker import OnnxRanker
 from services.recommendation.ranker import check_manifest as check_preprocessing
 from services.recommendation.settings import RecommendationSettings
 from shared.models.manifest import ModelManifest
+from shared.models.providers import CPU
 from shared.models.slot import GraphTransform, LoadedModel
 from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics
@@ -53,14 +53,15 @@ COVERAGE_WINDOW = 1000
 
 FILTERS_KEY = "filters"
 
+_NOTHING: frozenset[int] = frozenset()
 Items = Sequence[Mapping[str, int | float]]
 """One recommendation list: ``ScoredItem`` fields per item, best first."""
 ENCODER = RowEncoder(RecoScores)
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What one event needs for its recommendation, after its history update."""
+class _Plan(NamedTuple):
+    """What one event needs for its recommendation, after its history update (a NamedTuple: one
+    per event, and a frozen dataclass's ``__init__`` costs four times as much)."""
 
     event: ClickEvent
     tokens: list[int]
@@ -174,15 +175,18 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
 
     def _plan_one(self, e: ClickEvent, history: dict[str, Any], catalog: ItemCatalog) -> _Plan:
         tokens = catalog.tokens(sequence_of(history))
+        purchased = history.get("purchased")
         extra = self.settings.repeat_purchase_categories
-        exclude = frozenset(i for i in history.get("purchased", []) if not catalog.repeatable(i, extra))
+        exclude = frozenset(i for i in purchased if not catalog.repeatable(i, extra)) if purchased else _NOTHING
         return _Plan(e, tokens, exclude, len(tokens) < self.settings.cold_start_min_history)
 
     def _rank(self, loaded: LoadedModel, plans: list[_Plan], allowed: np.ndarray, catalog: ItemCatalog) -> list[Items]:
         """The top K of each warm user from one graph call (filtered and bought items masked there)."""
         if not plans:
             return []
-        ranker = OnnxRanker(loaded.model, int(loaded.manifest.preprocessing["max_len"]))
+        # Groups of similar lengths pay on CPU; on a GPU a call costs more than padding.
+        ranker = OnnxRanker(loaded.model, int(loaded.manifest.preprocessing["max_len"]),
+                            by_length=loaded.model.provider == CPU)
         excluded = [catalog.tokens(p.exclude) if p.exclude else () for p in plans]
         items, scores = ranker.top([p.tokens for p in plans], allowed, excluded)
         rows = zip(items.tolist(), scores.tolist(), strict=True)
