@@ -222,11 +222,15 @@ def encode_titles(spec: TextSpec, titles: Sequence[str]) -> tuple[np.ndarray, np
     Id 0 is padding; real tokens hash into ``1..buckets-1``. A title with no word
     characters gets one ``<empty>`` token so the mean pool never divides by zero.
     """
+    tokens = [title_tokens(title)[: spec.max_tokens] or ["<empty>"] for title in titles]
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    flat = [token.encode() for row in tokens for token in row]
+    hashed = np.fromiter(map(zlib.crc32, flat), dtype=np.int64, count=len(flat))
+    # Every token's (title, position), so the ids go into the padded matrix in one assignment.
+    rows = np.repeat(np.arange(len(tokens)), lengths)
+    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     ids = np.zeros((len(titles), spec.max_tokens), dtype=np.int64)
     mask = np.zeros((len(titles), spec.max_tokens), dtype=np.float32)
-    for i, title in enumerate(titles):
-        tokens = title_tokens(title)[: spec.max_tokens] or ["<empty>"]
-        for j, token in enumerate(tokens):
-            ids[i, j] = 1 + zlib.crc32(token.encode()) % (spec.buckets - 1)
-            mask[i, j] = 1.0
+    ids[rows, cols] = 1 + hashed % (spec.buckets - 1)
+    mask[rows, cols] = 1.0
     return ids, mask

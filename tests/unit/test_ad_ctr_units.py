@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -59,6 +60,10 @@ def test_titles_become_padded_hashed_tokens_with_a_mask() -> None:
     assert title_tokens("Free Shipping") == ["free", "shipping", "free_shipping"]
     assert mask[0].sum() == 6 and mask[1].sum() == 1  # 4 words + 3 bigrams cut at 6; "<empty>" token
     assert (ids[mask == 0] == 0).all() and (ids[mask == 1] >= 1).all() and (ids < 101).all()
+    # Each token's id is its CRC32 (training hashed them one at a time; the export shares this code).
+    tokens = title_tokens("Free Shipping: Blue Mug")[:6]
+    assert ids[0].tolist() == [1 + zlib.crc32(t.encode()) % 100 for t in tokens]
+    assert ids[1].tolist() == [1 + zlib.crc32(b"<empty>") % 100] + [0] * 5
 
 
 def _encoder(calls: list[int]) -> Encoder:
