@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from services.recommendation import SETTINGS_CLASS, create_scorer
 from services.recommendation.scorer import RecommendationScorer
 from services.recommendation.settings import RecommendationSettings
@@ -128,3 +130,16 @@ def test_batched_scoring_equals_one_event_at_a_time():
         ra, rb = _reco(a), _reco(b)
         assert [s.item_id for s in ra.items] == [s.item_id for s in rb.items]
         assert all(abs(x.score - y.score) < 1e-3 for x, y in zip(ra.items, rb.items, strict=True))
+
+
+def test_coverage_counts_the_lists_of_the_last_score_once():
+    from shared.runtime.metrics import RuntimeMetrics
+
+    scorer, metrics = _scorer(), RuntimeMetrics("recommendation")
+    results = scorer.score(_events(_sim_clicks(50)))
+    scorer.record_business_metrics("recommendation", results, metrics.business)
+    scorer.record_business_metrics("recommendation", results, metrics.business)  # nothing new was scored
+    listed = {s.item_id for r in results for s in _reco(r).items}
+    coverage = metrics.registry.get_sample_value("shopstream_business_coverage_ratio", {"service": "recommendation"})
+    assert len(scorer._coverage) == 50
+    assert coverage == pytest.approx(len(listed) / 5000)
