@@ -1,18 +1,28 @@
-"""From a request to the model's context, and from a chosen price to the output records."""
+"""From a request to the model's context, and from the chosen prices to the output records."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from statistics import fmean
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from services.pricing.features import DemandContext
-from services.pricing.optimizer import Choice, PricingProblem
-from services.pricing.overrides import Controls
+from services.pricing.guardrails import FloatArray, MaskArray, names_of
+from services.pricing.optimizer import ChoiceColumns
+from services.pricing.overrides import ControlColumns, Controls
 from services.pricing.settings import PricingSettings
-from shared.runtime.scorer import Output, Scored
+from shared.errors import ScoringError
 from shared.schemas.pricing import PriceForecast, PricingDecision, PricingRequest
+from shared.schemas.rows import Constant, RowEncoder
 
 logger = logging.getLogger(__name__)
+
+DECISIONS = RowEncoder(PricingDecision)
+FORECASTS = RowEncoder(PriceForecast)
 
 
 def context_of(req: PricingRequest, previous_price: float | None) -> DemandContext:
@@ -36,46 +46,79 @@ def context_of(req: PricingRequest, previous_price: float | None) -> DemandConte
     )
 
 
-def outcome(price: float, units: float, cost: float) -> dict[str, float]:
-    """The fields of an :class:`Outcome`, validated with the decision that holds it.
+class Outputs(NamedTuple):
+    """A batch's records: the decisions (main topic), the forecasts, and the recommended prices."""
 
-    A nested dict validates in one pass inside pydantic-core, faster than building the
-    ``Outcome`` first (and than skipping validation with ``model_construct``, in pydantic 2.14).
-    """
-    units = max(units, 0.0)
-    return {"price": round(price, 4), "units": units, "revenue": units * price, "profit": units * (price - cost)}
+    decisions: list[bytes]
+    forecasts: list[bytes]
+    recommended: FloatArray
 
 
-def _reason(controls: Controls, choice: Choice, settings: PricingSettings) -> str:
+def reasons(controls: ControlColumns, bound_by: MaskArray, settings: PricingSettings) -> list[str]:
+    """Why each row got its price: one text per distinct set of binding guardrails, unless an
+    operator's kill switch or fixed price decided it."""
+    plain = f"maximises expected {settings.objective} over {settings.grid_points} candidate prices"
+    masks = bound_by.tolist()
+    texts = {m: (plain + "; bound by " + ", ".join(names_of(m)) if m else plain)[:500] for m in set(masks)}
+    out = [texts[m] for m in masks]
+    for row in np.flatnonzero(controls.kill | ~np.isnan(controls.fixed_price)).tolist():
+        out[row] = _operator_reason(controls.controls[row])[:500]
+    return out
+
+
+def _operator_reason(controls: Controls) -> str:
     if controls.kill_switch is not None:
         return f"{controls.kill_switch}; holding the current price"
-    if controls.fixed_price is not None:
-        return f"per-SKU override: fixed price {controls.fixed_price:g}"
-    text = f"maximises expected {settings.objective} over {settings.grid_points} candidate prices"
-    if choice.bound_by:
-        text += "; bound by " + ", ".join(choice.bound_by)
-    return text
+    return f"per-SKU override: fixed price {controls.fixed_price:g}"
 
 
-def build_outputs(
-    req: PricingRequest, problem: PricingProblem, controls: Controls, choice: Choice, version: str,
-    settings: PricingSettings,
-) -> Scored:
-    """The decision (main topic) and the next-period forecast at the recommended price."""
-    decision = PricingDecision.model_validate({
-        "sku": req.sku,
-        "recommended_price": round(choice.price, 4),
-        "current_price": req.current_price,
-        "at_recommended": outcome(choice.price, choice.units, req.unit_cost),
-        "at_current": outcome(req.current_price, choice.current_units, req.unit_cost),
+def encode_outputs(
+    sku: Sequence[str], current: FloatArray, cost: FloatArray, ts_ms: npt.NDArray[np.int64], choice: ChoiceColumns,
+    reason: Sequence[str], version: str,
+) -> Outputs:
+    """The decision and the next-period forecast at the recommended price, per row, encoded in bulk."""
+    price, recommended = choice.price, round4(choice.price)
+    units = np.maximum(choice.units, 0.0)
+    units_now = np.maximum(choice.current_units, 0.0)
+    masks = choice.bound_by.tolist()
+    names = {m: names_of(m) for m in set(masks)}
+    decisions = DECISIONS.encode(len(masks), {
+        "sku": sku,
+        "recommended_price": recommended,
+        "current_price": current,
+        "at_recommended": _outcomes(recommended, units, units * price, units * (price - cost)),
+        "at_current": _outcomes(round4(current), units_now, units_now * current, units_now * (current - cost)),
         "elasticity": choice.elasticity,
-        "bound_by": choice.bound_by,
-        "reason": _reason(controls, choice, settings)[:500],
-        "model_version": version,
-        "event_ts_ms": req.ts_ms,
-    })
-    forecast = PriceForecast(
-        sku=req.sku, units_next_period=max(choice.units, 0.0), at_price=round(choice.price, 4),
-        model_version=version, event_ts_ms=req.ts_ms,
-    )
-    return Scored([Output(decision, key=req.sku), Output(forecast, key=req.sku, topic=settings.forecast_topic)])
+        "bound_by": [names[m] for m in masks],
+        "reason": reason,
+        "model_version": Constant(version),
+        "event_ts_ms": ts_ms,
+    })  # fmt: skip
+    forecasts = FORECASTS.encode(len(masks), {
+        "sku": sku, "units_next_period": units, "at_price": recommended, "model_version": Constant(version),
+        "event_ts_ms": ts_ms,
+    })  # fmt: skip
+    return Outputs(decisions, forecasts, recommended)
+
+
+def round4(x: FloatArray) -> FloatArray:
+    """``round(v, 4)`` of every value, to the bit (Python's is correctly rounded, ``np.round`` is not).
+
+    ``rint(x * 1e4)`` is the right integer unless ``x * 1e4`` lies within a few ulps of a half;
+    those few values are rounded by Python. The division of that integer by 1e4 is correctly
+    rounded, as is Python's result.
+    """
+    scaled = x * 1e4
+    out = np.rint(scaled) / 1e4
+    half = np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-9 + 1e-15 * np.abs(scaled)
+    for row in np.flatnonzero(half | ~(np.abs(scaled) < 2.0**52)).tolist():
+        out[row] = round(float(x[row]), 4)
+    return out
+
+
+def _outcomes(price: FloatArray, units: FloatArray, revenue: FloatArray, profit: FloatArray) -> list[dict[str, float]]:
+    """The nested :class:`~shared.schemas.pricing.Outcome` of each row (checked by the encoder's model)."""
+    columns = np.stack([price, units, revenue, profit])
+    if not np.isfinite(columns).all():
+        raise ScoringError("an Outcome has non-finite values")
+    return [{"price": p, "units": u, "revenue": r, "profit": q} for p, u, r, q in zip(*columns.tolist(), strict=True)]

@@ -91,29 +91,55 @@ def context_row(ctx: DemandContext) -> list[float]:
 
 
 def context_matrix(contexts: Sequence[DemandContext]) -> Float32Array:
-    """Stack contexts into the model's ``context`` input, shape ``[N, N_FEATURES]``.
+    """Stack contexts into the model's ``context`` input, shape ``[N, N_FEATURES]``."""
+    return context_columns(ContextColumns(
+        ref_price=np.array([c.ref_price for c in contexts], dtype=np.float64),
+        recent_units=np.array([c.recent_units for c in contexts], dtype=np.float64),
+        recent_price=np.array([c.recent_price for c in contexts], dtype=np.float64),
+        competitor_price=np.array([c.competitor_price or 0.0 for c in contexts], dtype=np.float64),
+        flags=np.array([(c.feature, c.display, c.tpr) for c in contexts], dtype=np.float32).reshape(-1, 3),
+        week_of_year=np.array([c.week_of_year for c in contexts], dtype=np.int64),
+        bucket=category_buckets([c.category for c in contexts]),
+    ))  # fmt: skip
 
-    Column by column over the batch (the same formulas as :func:`context_row`); each distinct
-    category is hashed once.
-    """
-    out = np.zeros((len(contexts), N_FEATURES), dtype=np.float32)
-    if not contexts:
-        return out
-    ref = np.array([c.ref_price for c in contexts], dtype=np.float64)
-    comp = np.array([c.competitor_price or 0.0 for c in contexts], dtype=np.float64)
+
+class ContextColumns(NamedTuple):
+    """:class:`DemandContext` of a batch, one array per field (how the scorer holds a batch)."""
+
+    ref_price: npt.NDArray[np.float64]
+    recent_units: npt.NDArray[np.float64]
+    recent_price: npt.NDArray[np.float64]
+    competitor_price: npt.NDArray[np.float64]
+    """0 where there is none."""
+    flags: npt.NDArray[np.float32]
+    """``[N, 3]``: feature, display, tpr."""
+    week_of_year: npt.NDArray[np.int64]
+    bucket: npt.NDArray[np.intp]
+    """:func:`category_bucket` of each row's category."""
+
+
+def category_buckets(categories: Sequence[str]) -> npt.NDArray[np.intp]:
+    """:func:`category_bucket` per row, hashing each distinct category once."""
+    buckets = {category: category_bucket(category) for category in set(categories)}
+    return np.array([buckets[c] for c in categories], dtype=np.intp)
+
+
+def context_columns(ctx: ContextColumns) -> Float32Array:
+    """The model's ``context`` input, column by column (the same formulas as :func:`context_row`)."""
+    n = len(ctx.ref_price)
+    out = np.zeros((n, N_FEATURES), dtype=np.float32)
+    ref, comp = ctx.ref_price, ctx.competitor_price
     has_comp = comp > 0
-    angle = 2.0 * np.pi * (np.array([c.week_of_year for c in contexts]) % 52) / 52.0
-    out[:, 0] = np.log1p(np.maximum([c.recent_units for c in contexts], 0.0))
-    out[:, 1] = _log_ratios(np.array([c.recent_price for c in contexts], dtype=np.float64), ref)
+    angle = 2.0 * np.pi * (ctx.week_of_year % 52) / 52.0
+    out[:, 0] = np.log1p(np.maximum(ctx.recent_units, 0.0))
+    out[:, 1] = _log_ratios(ctx.recent_price, ref)
     out[:, 2] = np.log(np.maximum(ref, 1e-3))
     out[:, 3] = has_comp
     out[:, 4] = np.where(has_comp, _log_ratios(np.where(has_comp, comp, 1.0), ref), 0.0)
-    out[:, 5:8] = [(c.feature, c.display, c.tpr) for c in contexts]
+    out[:, 5:8] = ctx.flags
     out[:, 8] = np.sin(angle)
     out[:, 9] = np.cos(angle)
-    categories = [c.category for c in contexts]
-    buckets = {category: category_bucket(category) for category in set(categories)}
-    out[np.arange(len(contexts)), 10 + np.array([buckets[c] for c in categories])] = 1.0
+    out[np.arange(n), 10 + ctx.bucket] = 1.0
     return out
 
 
@@ -128,6 +154,7 @@ def log_price_ratio(prices: npt.ArrayLike, ref_prices: npt.ArrayLike) -> Float32
 
     ``prices`` is ``[N, K]`` (a grid per row) and ``ref_prices`` is ``[N]``.
     """
-    p = np.maximum(np.asarray(prices, dtype=np.float64), 1e-6)
-    ref = np.maximum(np.asarray(ref_prices, dtype=np.float64), 1e-6)[:, None]
-    return np.clip(np.log(p / ref), -MAX_LOG_RATIO, MAX_LOG_RATIO).astype(np.float32)
+    ratio = np.maximum(np.asarray(prices, dtype=np.float64), 1e-6)
+    ratio /= np.maximum(np.asarray(ref_prices, dtype=np.float64), 1e-6)[:, None]
+    np.log(ratio, out=ratio)
+    return np.clip(ratio, -MAX_LOG_RATIO, MAX_LOG_RATIO, out=ratio).astype(np.float32)

@@ -15,11 +15,14 @@ honoured in an otherwise broken record (stopping is always the safe side).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.pricing.guardrails import GuardrailConfig
+from services.pricing.guardrails import ConfigColumns, FloatArray, GuardrailConfig
 from shared.runtime.config import ConfigSource
 
 logger = logging.getLogger(__name__)
@@ -93,7 +96,10 @@ def controls_for(sku: str, source: ConfigSource, defaults: GuardrailConfig, glob
     ``glob`` is the parsed global record when the caller already has it (once per batch).
     """
     glob = _parse(source, GLOBAL_KEY) if glob is None else glob
-    own = _parse(source, sku)
+    return _merge(sku, glob, _parse(source, sku), defaults)
+
+
+def _merge(sku: str, glob: Override, own: Override, defaults: GuardrailConfig) -> Controls:
     if glob is _NONE and own is _NONE:
         return Controls(defaults, None, None, None, None)
     fields = {**glob.guardrail_fields(), **own.guardrail_fields()}
@@ -108,4 +114,48 @@ def controls_for(sku: str, source: ConfigSource, defaults: GuardrailConfig, glob
         fixed_price=own.fixed_price,
         floor=own.floor,
         ceiling=own.ceiling,
+    )
+
+
+class ControlColumns(NamedTuple):
+    """The controls of a batch's rows as columns (NaN where a price is not set)."""
+
+    guardrails: ConfigColumns
+    ending: FloatArray
+    """The price ending (NaN: none); the kill switch is applied by the caller."""
+    kill: npt.NDArray[np.bool_]
+    fixed_price: FloatArray
+    floor: FloatArray
+    ceiling: FloatArray
+    controls: Sequence[Controls]
+    """Each row's :class:`Controls` (shared objects; for the texts of the few rows that need them)."""
+
+
+def control_columns(skus: Sequence[str], source: ConfigSource, defaults: GuardrailConfig) -> ControlColumns:
+    """:func:`controls_for` for a batch: one config read per distinct SKU, and one merge for all the
+    SKUs that have no record of their own."""
+    glob = parse_global(source)
+    shared = _merge(GLOBAL_KEY, glob, _NONE, defaults)
+    index: dict[str, int] = {}
+    code = np.fromiter((index.setdefault(sku, len(index)) for sku in skus), np.intp, len(skus))
+    distinct = [shared if source.get(sku) is None else _merge(sku, glob, _parse(source, sku), defaults)
+                for sku in index]  # fmt: skip
+    if all(c is shared for c in distinct):
+        return _columns([shared], np.zeros(len(skus), dtype=np.intp), uniform=True)
+    return _columns(distinct, code, uniform=False)
+
+
+def _columns(distinct: Sequence[Controls], code: npt.NDArray[np.intp], uniform: bool) -> ControlColumns:
+    def column(values: Sequence[float | None]) -> FloatArray:
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)[code]
+
+    configs = [c.guardrails for c in distinct]
+    return ControlColumns(
+        guardrails=ConfigColumns.of(configs[0]) if uniform else ConfigColumns.per_row(configs).take(code),
+        ending=column([c.guardrails.price_ending for c in distinct]),
+        kill=np.array([c.kill_switch is not None for c in distinct], dtype=np.bool_)[code],
+        fixed_price=column([c.fixed_price for c in distinct]),
+        floor=column([c.floor for c in distinct]),
+        ceiling=column([c.ceiling for c in distinct]),
+        controls=[distinct[i] for i in code.tolist()],
     )

@@ -1,67 +1,43 @@
-"""The pricing scorer: guardrails per request, one batched demand-model call, decisions out.
+"""The pricing scorer: guardrails over the batch, one demand-model call, decisions out.
 
-Per micro-batch: read each SKU's last price from the state store (for the per-day limit),
-apply the operator controls from the config topic (kill switch, overrides; the runtime reads the
-topic and hands it over as ``LoadContext.config``), build the
-guardrail interval, then optimise every request in ONE ONNX call. Outputs a
-:class:`PricingDecision` on the main topic and a :class:`PriceForecast` on the forecast topic.
+Per micro-batch, as columns: read each SKU's history from the state store (for the per-day
+limit and the reference price), apply the operator controls from the config topic (kill switch,
+overrides; the runtime reads the topic and hands it over as ``LoadContext.config``), build the
+guardrail intervals, then optimise every priceable request in ONE ONNX call. Outputs a
+:class:`PricingDecision` on the main topic and a :class:`PriceForecast` on the forecast topic,
+encoded in bulk; an unpriceable request is rejected.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
-from services.pricing.decisions import build_outputs, context_of
-from services.pricing.guardrails import Infeasible, PriceInputs, PriceLimits, hard_bounds, price_limits
+from services.pricing.batch import RequestColumns
+from services.pricing.decisions import encode_outputs, reasons
+from services.pricing.features import ContextColumns, context_columns
+from services.pricing.guardrails import BIT, InputColumns, LimitColumns, hard_within, limit_columns
+from services.pricing.history import DAY_MS, History, read_history, utc_day, write_history
 from services.pricing.model import INPUTS, OUTPUTS, LoadedDemandModel, check_feature_spec
-from services.pricing.optimizer import PricingProblem, optimise
-from services.pricing.overrides import Controls, controls_for, parse_global
+from services.pricing.optimizer import ProblemColumns, optimise_columns
+from services.pricing.overrides import ControlColumns, control_columns
 from services.pricing.settings import PricingSettings
 from shared.models.manifest import ModelManifest
 from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics, observe_many
 from shared.runtime.model_scorer import ModelScorer
-from shared.runtime.scorer import Event, LoadContext, Rejected, ScoreResult, outputs_of
+from shared.runtime.scorer import Event, LoadContext, Output, Rejected, Scored, ScoreResult
 from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingDecision, PricingRequest
 
 logger = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
-
-
-def utc_day(ts_ms: int) -> str:
-    return _utc_date(ts_ms // DAY_MS)
-
-
-@functools.lru_cache(maxsize=64)
-def _utc_date(day: int) -> str:
-    # A batch spans one or two UTC days: format each day once, not a datetime per request.
-    return dt.datetime.fromtimestamp(day * DAY_MS // 1000, tz=dt.UTC).date().isoformat()
-
-
-def _day_anchor(req: PricingRequest, state: dict[str, Any] | None) -> tuple[float, str]:
-    """The first price seen today (the daily change limit is around it) and today's date."""
-    day = utc_day(req.ts_ms)
-    if state and state.get("day") == day:
-        return float(state["anchor"]), day
-    return req.current_price, day
-
-
-def _write(written: dict[tuple[int, str], dict[str, Any]], key: tuple[int, str], value: dict[str, Any]) -> None:
-    # Re-insert, so the store receives the SKUs in the order of their last write, as before.
-    written.pop(key, None)
-    written[key] = value
-
-
-def _pinned(price: float, name: str) -> PriceLimits:
-    return PriceLimits(price, price, (name,), (name,))
+__all__ = ["DAY_MS", "PricingScorer", "utc_day"]
 
 
 class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
@@ -75,6 +51,8 @@ class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
         super().__init__(settings, settings.model_name)
         self._config: ConfigSource = StaticConfig()
         self._state: StateStore | None = None
+        self._changes: list[float] = []
+        """Relative price changes of the last successful ``score()`` (its business metrics)."""
 
     def on_load(self, context: LoadContext) -> None:
         self._state = context.state
@@ -95,61 +73,93 @@ class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
     def record_business_metrics(
         self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
     ) -> None:
-        changes = [d.recommended_price / d.current_price - 1 for d in outputs_of(results, PricingDecision)]
-        observe_many(metrics.price_change.labels(service), changes)
+        """Called right after each successful ``score()``: its outputs are bytes, so the price
+        changes come from the columns that call kept."""
+        observe_many(metrics.price_change.labels(service), self._changes)
 
     def score(self, batch: Sequence[Event[PricingRequest]]) -> Sequence[ScoreResult]:
         loaded = self.slot.current  # one version for the whole batch, even across a swap
-        version = loaded.manifest.version
-        results: list[ScoreResult | None] = [None] * len(batch)
-        problems: list[tuple[int, PricingProblem, Controls]] = []
-        written: dict[tuple[int, str], dict[str, Any]] = {}  # the batch's new state per SKU
-        glob = parse_global(self._config)  # one read of the kill switch per batch
-        for i, event in enumerate(batch):
-            controls = controls_for(event.value.sku, self._config, self.settings.guardrails, glob)
-            key = (event.partition, event.value.sku)
-            state = written[key] if key in written else self._read(key)
-            anchor, day = _day_anchor(event.value, state)
-            previous = float(state["seen_price"]) if state and "seen_price" in state else None
-            # Seen before optimising, so a second request for the SKU in this batch sees it.
-            seen = {"day": day, "anchor": anchor, "seen_price": event.value.current_price}
-            _write(written, key, {**(state or {}), **seen})
-            try:
-                problems.append((i, self._problem(event.value, controls, anchor, previous), controls))
-            except Infeasible as exc:
-                results[i] = Rejected("unpriceable", str(exc))
-        model = LoadedDemandModel(loaded)
-        choices = optimise([p for _, p, _ in problems], model, self.settings.grid_points, self.settings.objective)
-        for (i, problem, controls), choice in zip(problems, choices, strict=True):
-            req = batch[i].value
-            results[i] = build_outputs(req, problem, controls, choice, version, self.settings)
-            key = (batch[i].partition, req.sku)
-            _write(written, key, {**written[key], "last_price": choice.price, "ts_ms": req.ts_ms})
+        req = RequestColumns.of(batch)
+        controls = control_columns(req.sku, self._config, self.settings.guardrails)
+        history = read_history(self._state, req.partition, req.sku, req.ts_ms, req.current_price)
+        inputs = InputColumns(
+            current_price=req.current_price, unit_cost=req.unit_cost, stock=req.stock, recent_units=req.recent_units,
+            floor=np.fmax(req.floor, controls.floor), ceiling=np.fmin(req.ceiling, controls.ceiling),
+            day_anchor=history.anchor,
+        )  # fmt: skip
+        limits = _controlled(limit_columns(inputs, controls.guardrails), inputs, controls)
+        priced = np.flatnonzero(limits.feasible)
+        problems = self._problems(req, history, limits, controls, priced)
+        choice = optimise_columns(problems, LoadedDemandModel(loaded), self.settings.grid_points,
+                                  self.settings.objective) if len(priced) else None  # fmt: skip
+        results: list[ScoreResult] = []
+        self._changes = []
+        if choice is not None:
+            sku = [req.sku[i] for i in priced.tolist()]
+            current = req.current_price[priced]
+            out = encode_outputs(sku, current, req.unit_cost[priced], req.ts_ms[priced], choice,
+                                 reasons(_rows(controls, priced), choice.bound_by, self.settings),
+                                 loaded.manifest.version)  # fmt: skip
+            topic = self.settings.forecast_topic
+            results = [
+                Scored([Output(decision, key), Output(forecast, key, topic)])
+                for key, decision, forecast in zip(sku, out.decisions, out.forecasts, strict=True)
+            ]
+            self._changes = (out.recommended / current - 1.0).tolist()
+        if len(priced) < len(batch):
+            results = _with_rejections(results, limits)
         # One write per SKU, only once the model succeeded (the runtime commits them with the batch).
         if self._state is not None:
-            for (partition, sku), value in written.items():
-                self._state.put(partition, sku, value)
-        return [r for r in results if r is not None]
+            price = choice.price if choice is not None else np.empty(0)
+            write_history(self._state, history, req.current_price, req.ts_ms, priced, price)
+        return results
 
-    def _read(self, key: tuple[int, str]) -> dict[str, Any] | None:
-        return self._state.get(*key) if self._state is not None else None
+    def _problems(
+        self, req: RequestColumns, history: History, limits: LimitColumns, controls: ControlColumns,
+        rows: npt.NDArray[np.intp],
+    ) -> ProblemColumns:
+        """The priceable ``rows`` as the optimiser sees them. ``recent_units`` were sold at the SKU's
+        previous price, so prices are relative to it; without history the current price stands in."""
+        ref = np.where(history.previous > 0, history.previous, req.current_price)[rows]
+        context = context_columns(ContextColumns(
+            ref_price=ref, recent_units=req.recent_units[rows], recent_price=ref,
+            competitor_price=req.competitor_price[rows], flags=req.flags[rows], week_of_year=req.week_of_year[rows],
+            bucket=req.bucket[rows],
+        ))  # fmt: skip
+        return ProblemColumns(
+            context=context, ref_price=ref, current_price=req.current_price[rows], unit_cost=req.unit_cost[rows],
+            limits=limits.take(rows),
+            ending=np.where(controls.kill, np.nan, controls.ending)[rows],
+        )  # fmt: skip
 
-    def _problem(
-        self, req: PricingRequest, controls: Controls, anchor: float, previous: float | None
-    ) -> PricingProblem:
-        floor = max(filter(None, (req.floor, controls.floor)), default=None)
-        ceiling = min(filter(None, (req.ceiling, controls.ceiling)), default=None)
-        inputs = PriceInputs(req.current_price, req.unit_cost, req.stock, req.recent_units, floor, ceiling, anchor)
-        limits = price_limits(inputs, controls.guardrails)  # raises Infeasible before any override
-        if controls.kill_switch is not None:
-            limits = _pinned(req.current_price, "kill_switch")
-        elif controls.fixed_price is not None:
-            limits = _pinned(_within_hard(controls.fixed_price, inputs, controls), "override")
-        ending = controls.guardrails.price_ending if controls.kill_switch is None else None
-        return PricingProblem(context_of(req, previous), inputs, limits, ending)
+
+def _controlled(limits: LimitColumns, inputs: InputColumns, controls: ControlColumns) -> LimitColumns:
+    """The operator's kill switch holds the current price, else a fixed price pins it (within floor,
+    ceiling and minimum margin). Applied after the guardrails: an unpriceable request stays so."""
+    kill, fixed = controls.kill, ~np.isnan(controls.fixed_price)
+    pinned = kill | fixed
+    if not pinned.any():
+        return limits
+    price = np.where(kill, inputs.current_price, hard_within(controls.fixed_price, inputs, controls.guardrails))
+    names = np.where(kill, BIT["kill_switch"], BIT["override"])
+    return limits._replace(
+        lo=np.where(pinned, price, limits.lo), hi=np.where(pinned, price, limits.hi),
+        lo_by=np.where(pinned, names, limits.lo_by), hi_by=np.where(pinned, names, limits.hi_by),
+        relaxed=np.where(pinned, 0, limits.relaxed),
+    )  # fmt: skip
 
 
-def _within_hard(price: float, inputs: PriceInputs, controls: Controls) -> float:
-    """An operator's fixed price still respects floor, ceiling and minimum margin."""
-    lower, upper = hard_bounds(inputs, controls.guardrails)
-    return min(max(price, *lower.values()), *upper.values())
+def _rows(controls: ControlColumns, rows: npt.NDArray[np.intp]) -> ControlColumns:
+    return controls._replace(
+        kill=controls.kill[rows], fixed_price=controls.fixed_price[rows],
+        controls=[controls.controls[i] for i in rows.tolist()],
+    )
+
+
+def _with_rejections(scored: list[ScoreResult], limits: LimitColumns) -> list[ScoreResult]:
+    """The batch's results in order: ``scored`` for the feasible rows, "unpriceable" for the others."""
+    results = iter(scored)
+    return [
+        next(results) if feasible else Rejected("unpriceable", limits.infeasible_reason(row))
+        for row, feasible in enumerate(limits.feasible.tolist())
+    ]

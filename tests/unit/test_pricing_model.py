@@ -37,7 +37,7 @@ def test_tiny_recipe_exports_with_parity_and_the_scorer_serves_it(tmp_path):
     from shared.models.repository import ModelRepository
     from shared.runtime.scorer import Event, LoadContext, Scored
     from shared.runtime.state import StateStore
-    from shared.schemas.pricing import PricingRequest
+    from shared.schemas.pricing import PricingDecision, PricingRequest
     from sim.pricing import PricingSim
     from sim.world import World
 
@@ -53,4 +53,5 @@ def test_tiny_recipe_exports_with_parity_and_the_scorer_serves_it(tmp_path):
     results = scorer.score([Event(r, r.sku, "t", 0, i, r.ts_ms) for i, r in enumerate(requests)])
     assert all(isinstance(r, Scored) for r in results)
     assert scorer.model_info.version == manifest.version
-    assert np.isfinite([r.outputs[0].value.recommended_price for r in results]).all()  # type: ignore[union-attr]
+    decisions = [PricingDecision.model_validate_json(r.outputs[0].value) for r in results]  # type: ignore[union-attr,arg-type]
+    assert np.isfinite([d.recommended_price for d in decisions]).all()

@@ -44,10 +44,11 @@ def _scorer(config: StaticConfig | None = None, **settings: object) -> tuple[Pri
 
 
 def _decision(result: object) -> PricingDecision:
+    """The decision as a consumer reads it (the scorer hands over encoded JSON)."""
     assert isinstance(result, Scored)
     value = result.outputs[0].value
-    assert isinstance(value, PricingDecision)
-    return value
+    assert isinstance(value, bytes)
+    return PricingDecision.model_validate_json(value)
 
 
 def test_entry_points_build_a_pricing_scorer():
@@ -64,8 +65,10 @@ def test_sim_requests_get_guardrail_respecting_decisions_and_forecasts():
     cfg = scorer.settings.guardrails
     for req, result in zip(requests, results, strict=True):
         d = _decision(result)
-        assert isinstance(result, Scored) and isinstance(result.outputs[1].value, PriceForecast)
-        assert result.outputs[1].topic == "pricing.forecasts"
+        assert isinstance(result, Scored) and isinstance(result.outputs[1].value, bytes)
+        forecast = PriceForecast.model_validate_json(result.outputs[1].value)
+        assert result.outputs[1].topic == "pricing.forecasts" and result.outputs[1].key == req.sku
+        assert forecast.at_price == d.recommended_price and forecast.event_ts_ms == req.ts_ms
         inp = PriceInputs(req.current_price, req.unit_cost, req.stock, req.recent_units, req.floor, req.ceiling,
                           req.current_price)
         assert violations(d.recommended_price, inp, cfg) == [], (req, d)

@@ -212,8 +212,8 @@ def test_pricing_stream_with_one_model_failure_equals_an_uninterrupted_run(monke
 
 
 def decision_of(result: ScoreResult) -> PricingDecision:
-    assert isinstance(result, Scored) and isinstance(result.outputs[0].value, PricingDecision)
-    return result.outputs[0].value
+    assert isinstance(result, Scored) and isinstance(result.outputs[0].value, bytes)
+    return PricingDecision.model_validate_json(result.outputs[0].value)
 
 
 # -- fraud -----------------------------------------------------------------------------------------
