@@ -130,6 +130,9 @@ class RuntimeSettings(BaseModel):
     max_state_bytes_per_partition: int = Field(256 * 1024 * 1024, ge=1)
     """Least recently used keys are also evicted while a partition's state (its changelog records:
     keys plus encoded values) is larger than this, so values that keep growing stay bounded too."""
+    gc_full_interval_s: float = Field(600.0, gt=0)
+    """The loop collects young garbage after each batch; a full collection of the whole heap (a pause
+    that grows with the state held) runs this often (see ``shared.runtime.collector``)."""
     create_topics: bool = True
     """Create missing output, DLQ and changelog topics at start (needs the CREATE ACL)."""
     default_partitions: int = Field(8, ge=1)

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from confluent_kafka import TopicPartition
@@ -32,6 +32,7 @@ from shared.kafka.message import MessageLike
 from shared.kafka.protocols import ConsumerLike
 from shared.runtime.batcher import Batcher
 from shared.runtime.codec import DeadLetterRecord, RecordDecoder
+from shared.runtime.collector import BatchCollector
 from shared.runtime.delivery import Delivery
 from shared.runtime.end_offsets import EndOffsets
 from shared.runtime.events import ClientEvents
@@ -85,6 +86,8 @@ class LoopParts:
     poison_after_failures: int
     """A record failing alone this many times is dead-lettered if the scorer works for others."""
     clock: Callable[[], float] = time.monotonic
+    collector: BatchCollector = field(default_factory=lambda: BatchCollector(float("inf")))
+    """Runs the garbage collector after each batch (inert unless started in the main thread)."""
 
 
 class StreamLoop:
@@ -164,8 +167,10 @@ class StreamLoop:
         if self.retry is not None:
             if self.parts.clock() >= self.retry.due_at:
                 self._retry_first_part(self.retry)
+                self.parts.collector.after_batch()
         elif batcher.is_due() or self.dead or (drained and len(batcher)):
             self.run_batch(self._take())
+            self.parts.collector.after_batch()
 
     def _take(self) -> list[Pending]:
         batch = self.parts.batcher.take()
