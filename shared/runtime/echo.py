@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.errors import ScoringError
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Rejected, Scored, Scorer, ScoreResult
+from shared.schemas.rows import RowEncoder
 from shared.settings import ServiceSettings
 
 
@@ -67,6 +68,7 @@ class EchoScorer(Scorer[EchoEvent]):
         self._fail_on_ids = fail_on_ids
         self._delay_s = delay_ms / 1000
         self._context: LoadContext | None = None
+        self._encoder = RowEncoder(EchoScore)
 
     def load(self, context: LoadContext) -> None:
         self._context = context
@@ -83,20 +85,30 @@ class EchoScorer(Scorer[EchoEvent]):
             raise ScoringError(f"model outage simulated by {self._fail_flag}")
         if self._delay_s:
             time.sleep(self._delay_s)
-        results = [self._one(event) for event in batch]
+        results = self._score(batch)
         if self._fail_on_ids:
             poison = next((e for e in batch if e.value.id in self._fail_on_ids), None)
             if poison is not None:  # after the state writes: the runtime must discard them
                 raise ValueError(f"echo cannot score id {poison.value.id!r}")
         return results
 
-    def _one(self, event: Event[EchoEvent]) -> ScoreResult:
-        if event.value.id.startswith("reject"):
-            return Rejected("rejected_by_scorer", f"id {event.value.id!r} is refused by the echo scorer")
-        count = self._count(event)
-        score = (zlib.crc32(event.value.id.encode()) % 1000) / 1000
-        # model_construct: the values are ours and already valid, so skip re-validation
-        return Scored([Output(EchoScore.model_construct(id=event.value.id, score=score, count=count))])
+    def _score(self, batch: Sequence[Event[EchoEvent]]) -> list[ScoreResult]:
+        results: list[ScoreResult | None] = [None] * len(batch)
+        scored: list[int] = []
+        for i, event in enumerate(batch):
+            if event.value.id.startswith("reject"):
+                results[i] = Rejected("rejected_by_scorer", f"id {event.value.id!r} is refused by the echo scorer")
+            else:
+                scored.append(i)
+        ids = [batch[i].value.id for i in scored]
+        values = self._encoder.encode(len(ids), {
+            "id": ids,
+            "score": [(zlib.crc32(id_.encode()) % 1000) / 1000 for id_ in ids],
+            "count": [self._count(batch[i]) for i in scored],
+        })
+        for i, value in zip(scored, values, strict=True):
+            results[i] = Scored([Output(value)])
+        return [r for r in results if r is not None]
 
     def _count(self, event: Event[EchoEvent]) -> int:
         store = self._context.state if self._context else None
