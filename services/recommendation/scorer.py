@@ -152,36 +152,33 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
         """Update histories in event order; write each touched key back once."""
         touched: dict[tuple[int, str], dict[str, Any]] = {}
         plans: list[_Plan | Rejected] = []
+        s = self.settings  # read once per batch, not per event
+        reject, weights, history_len, purchased_len = (s.unknown_item == "reject", s.event_weights, s.history_len,
+                                                       s.purchased_len)
+        extra, min_history = s.repeat_purchase_categories, s.cold_start_min_history
+        state, tokens_of = self._state, catalog.tokens
         for ev in batch:
             e = ev.value
-            if catalog.token(e.item_id) is None and self.settings.unknown_item == "reject":
+            if reject and catalog.token(e.item_id) is None:
                 detail = f"item_id {e.item_id} is not in model {version}'s catalogue of {catalog.num_items} items"
                 plans.append(Rejected("unknown_item", detail))
                 continue
             slot = (ev.partition, ev.key or e.user_id)
-            history = touched.get(slot) or self._state.get(*slot) or empty_history()
-            touched[slot] = history = self._update(history, e)
-            plans.append(self._plan_one(e, history, catalog))
+            history = touched.get(slot) or state.get(*slot) or empty_history()
+            history = append_event(history, e.item_id, weights.get(e.event_type, 1), history_len)
+            if e.event_type == "purchase":
+                history = record_purchase(history, e.item_id, purchased_len)
+            touched[slot] = history
+            tokens = tokens_of(sequence_of(history))
+            purchased = history["purchased"]
+            exclude = frozenset(i for i in purchased if not catalog.repeatable(i, extra)) if purchased else _NOTHING
+            plans.append(_Plan(e, tokens, exclude, len(tokens) < min_history))
         for (partition, key), value in touched.items():
-            self._state.put(partition, key, value)
+            state.put(partition, key, value)
         return plans
 
-    def _update(self, history: dict[str, Any], e: ClickEvent) -> dict[str, Any]:
-        weight = self.settings.event_weights.get(e.event_type, 1)
-        history = append_event(history, e.item_id, weight, self.settings.history_len)
-        if e.event_type == "purchase":
-            history = record_purchase(history, e.item_id, self.settings.purchased_len)
-        return history
-
-    def _plan_one(self, e: ClickEvent, history: dict[str, Any], catalog: ItemCatalog) -> _Plan:
-        tokens = catalog.tokens(sequence_of(history))
-        purchased = history.get("purchased")
-        extra = self.settings.repeat_purchase_categories
-        exclude = frozenset(i for i in purchased if not catalog.repeatable(i, extra)) if purchased else _NOTHING
-        return _Plan(e, tokens, exclude, len(tokens) < self.settings.cold_start_min_history)
-
     def _rank(self, loaded: LoadedModel, plans: list[_Plan], allowed: np.ndarray, catalog: ItemCatalog) -> list[Items]:
-        """The top K of each warm user from one graph call (filtered and bought items masked there)."""
+        """The top K of each warm user from the graph (filtered and bought items masked there)."""
         if not plans:
             return []
         # Groups of similar lengths pay on CPU; on a GPU a call costs more than padding.
