@@ -22,9 +22,9 @@ from services.pricing.batch import RequestColumns
 from services.pricing.decisions import encode_outputs, reasons
 from services.pricing.features import ContextColumns, context_columns
 from services.pricing.guardrails import BIT, InputColumns, LimitColumns, hard_within, limit_columns
-from services.pricing.history import DAY_MS, History, read_history, utc_day, write_history
+from services.pricing.history import History, read_history, write_history
 from services.pricing.model import INPUTS, OUTPUTS, LoadedDemandModel, check_feature_spec
-from services.pricing.optimizer import ProblemColumns, optimise_columns
+from services.pricing.optimizer import ChoiceColumns, ProblemColumns, optimise_columns
 from services.pricing.overrides import ControlColumns, control_columns
 from services.pricing.settings import PricingSettings
 from shared.models.manifest import ModelManifest
@@ -36,8 +36,6 @@ from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingDecision, PricingRequest
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["DAY_MS", "PricingScorer", "utc_day"]
 
 
 class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
@@ -92,20 +90,8 @@ class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
         problems = self._problems(req, history, limits, controls, priced)
         choice = optimise_columns(problems, LoadedDemandModel(loaded), self.settings.grid_points,
                                   self.settings.objective) if len(priced) else None  # fmt: skip
-        results: list[ScoreResult] = []
         self._changes = []
-        if choice is not None:
-            sku = [req.sku[i] for i in priced.tolist()]
-            current = req.current_price[priced]
-            out = encode_outputs(sku, current, req.unit_cost[priced], req.ts_ms[priced], choice,
-                                 reasons(_rows(controls, priced), choice.bound_by, self.settings),
-                                 loaded.manifest.version)  # fmt: skip
-            topic = self.settings.forecast_topic
-            results = [
-                Scored([Output(decision, key), Output(forecast, key, topic)])
-                for key, decision, forecast in zip(sku, out.decisions, out.forecasts, strict=True)
-            ]
-            self._changes = (out.recommended / current - 1.0).tolist()
+        results = self._scored(req, priced, choice, controls, loaded.manifest.version) if choice is not None else []
         if len(priced) < len(batch):
             results = _with_rejections(results, limits)
         # One write per SKU, only once the model succeeded (the runtime commits them with the batch).
@@ -113,6 +99,22 @@ class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
             price = choice.price if choice is not None else np.empty(0)
             write_history(self._state, history, req.current_price, req.ts_ms, priced, price)
         return results
+
+    def _scored(
+        self, req: RequestColumns, priced: npt.NDArray[np.intp], choice: ChoiceColumns, controls: ControlColumns,
+        version: str,
+    ) -> list[ScoreResult]:
+        """The decision and the forecast of each priced row, and the batch's price changes for the metrics."""
+        sku = [req.sku[i] for i in priced.tolist()]
+        current = req.current_price[priced]
+        reason = reasons(_rows(controls, priced), choice.bound_by, self.settings)
+        out = encode_outputs(sku, current, req.unit_cost[priced], req.ts_ms[priced], choice, reason, version)
+        self._changes = (out.recommended / current - 1.0).tolist()
+        topic = self.settings.forecast_topic
+        return [
+            Scored((Output(decision, key), Output(forecast, key, topic)))
+            for key, decision, forecast in zip(sku, out.decisions, out.forecasts, strict=True)
+        ]
 
     def _problems(
         self, req: RequestColumns, history: History, limits: LimitColumns, controls: ControlColumns,
