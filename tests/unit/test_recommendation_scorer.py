@@ -143,3 +143,12 @@ def test_coverage_counts_the_lists_of_the_last_score_once():
     coverage = metrics.registry.get_sample_value("shopstream_business_coverage_ratio", {"service": "recommendation"})
     assert len(scorer._coverage) == 50
     assert coverage == pytest.approx(len(listed) / 5000)
+
+
+@pytest.mark.parametrize("variant", ["fp16", "int8"])
+def test_the_top_k_head_serves_the_lower_precision_variants_too(variant: str) -> None:
+    clicks = [_click("u5", i, i=i) for i in (100, 101, 102)]
+    reco = _reco(_scorer(model_variant=variant).score(_events(clicks))[-1])
+    assert len(reco.items) == 10 and not reco.cold_start
+    scores = [s.score for s in reco.items]
+    assert scores == sorted(scores, reverse=True)
