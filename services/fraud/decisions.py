@@ -11,12 +11,14 @@ from services.fraud.rules import RULE_REASONS, Rules
 from services.fraud.settings import FraudSettings
 from shared.runtime.scorer import Output, Scored
 from shared.schemas.payments import Decision, FraudScore, Transaction
+from shared.schemas.rows import Constant, RowEncoder
 
 logger = logging.getLogger(__name__)
 
 MODEL_UNAVAILABLE = "model_unavailable"
 """First reason code of every decision taken without the model."""
 _BY_THRESHOLDS_PASSED: tuple[Decision, ...] = ("approve", "review", "decline")
+_SCORES = RowEncoder(FraudScore)
 
 
 def decide(probability: float, settings: FraudSettings) -> Decision:
@@ -67,18 +69,16 @@ def outputs_for(
 ) -> list[Scored]:
     """Per payment, the score record, plus the same record on the alerts topic for a decline.
 
-    The records stay validated: pydantic-core validates a flat record in about half the time
-    ``model_construct`` takes to skip it (measured with pydantic 2.14).
+    The records are encoded in bulk from columns (:class:`RowEncoder`: FraudScore stays their
+    schema, and the first record of each batch is validated by it).
     """
-    clipped = np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0).tolist()
-    scored = []
-    for txn, p, decision, why in zip(txns, clipped, decisions, reasons, strict=True):
-        record = FraudScore(
-            txn_id=txn.txn_id, user_id=txn.user_id, probability=p, decision=decision, reasons=why,
-            model_version=model_version, event_ts_ms=txn.ts_ms,
-        )  # fmt: skip
-        outputs = [Output(value=record)]
-        if decision == "decline":
-            outputs.append(Output(value=record, topic=settings.alerts_topic))
-        scored.append(Scored(outputs))
-    return scored
+    encoded = _SCORES.encode(len(txns), {
+        "txn_id": [t.txn_id for t in txns], "user_id": [t.user_id for t in txns],
+        "probability": np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0), "decision": decisions,
+        "reasons": reasons, "model_version": Constant(model_version), "event_ts_ms": [t.ts_ms for t in txns],
+    })  # fmt: skip
+    alerts = settings.alerts_topic
+    return [
+        Scored((Output(value=v), Output(value=v, topic=alerts)) if d == "decline" else (Output(value=v),))
+        for v, d in zip(encoded, decisions, strict=True)
+    ]

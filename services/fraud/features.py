@@ -1,20 +1,22 @@
 """The fraud model's features: ONE implementation for training and serving.
 
-Training replays the simulator's payment log in event-time order through
-:func:`featurize_and_update`; the scorer calls the very same function on state read from
-the runtime's keyed state store. Nothing else computes a feature.
+Training replays the simulator's payment log in event-time order through :func:`replay`, which
+feeds it, a chunk at a time, to :func:`observe_batch`; the scorer calls the very same function
+on each batch, with the states read from the runtime's keyed state store. Nothing else
+computes a feature.
 """
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from services.fraud.velocity import VelocityState, txn_crc
+from services.fraud.velocity import StoredVelocity, VelocityTable, txn_crc, value_id
+from services.fraud.windows import NO_HISTORY_SECS, RAW_COLUMNS, Payments, observe_and_update, rounds_of
 from shared.schemas.payments import Transaction
 
 FEATURE_VERSION = 3
@@ -45,10 +47,8 @@ EUR_RATES: dict[str, float] = {
     "NOK": 11.5, "NZD": 1.78, "PLN": 4.35, "SEK": 11.4, "SGD": 1.46, "TRY": 35.0, "USD": 1.087, "ZAR": 20.4,
 }  # fmt: skip
 """Units of each currency per EUR (fixed 2024 reference rates): amounts are compared in EUR."""
-NO_HISTORY_SECS = 7 * 86_400.0
 HISTORY_CAP = 20
 """``log_hist_n`` saturates here: it tells new users from known ones, not old from older."""
-"""Stand-in gap for a user's first payment (a week), so the feature stays bounded."""
 
 REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "amount": ("log_amount",),  # high or, for card testing, tiny: whichever way it pushed
@@ -104,43 +104,6 @@ def bucket(column: str, value: str) -> int:
     return 1 + zlib.crc32(f"{column}={value}".encode()) % (n - 1)
 
 
-RAW_COLUMNS = (
-    "amount_eur", "n_1m", "n_1h", "n_24h", "sum_1m", "sum_1h", "sum_24h", "age_hours",
-    "devices", "countries", "gap_s", "hist_n", "hist_mu", "hist_m2", "new_device", "new_country",
-)  # fmt: skip
-"""What :func:`observe` reads from a user's state per payment; :func:`numeric_matrix` turns a
-batch of them into :data:`NUMERIC_FEATURES` (the logs, ratios and clips run once per batch)."""
-
-
-def _gap_seconds(state: VelocityState, prior: list[list[Any]], ts_ms: int) -> float:
-    if prior:
-        return (ts_ms - int(prior[-1][0])) / 1000.0
-    if state.last_ts is not None and state.last_ts < ts_ms:
-        return (ts_ms - state.last_ts) / 1000.0
-    return NO_HISTORY_SECS
-
-
-def observe(state: VelocityState, txn: Txn, crc: int) -> tuple[float, ...]:
-    """The :data:`RAW_COLUMNS` of ``txn`` given the user's state before it.
-
-    Only what needs the state's lists is done here, per payment; the rest is vectorised.
-    """
-    ts = txn.ts_ms
-    prior = state.prior_recent(ts, crc)
-    one_min = [float(e[1]) for e in prior if ts - int(e[0]) < 60_000]
-    day_count, day_amount = state.day_totals(ts)
-    known = state.n > 0
-    return (
-        txn.amount_eur, len(one_min), len(prior), day_count,
-        sum(one_min), sum(float(e[1]) for e in prior), day_amount, state.age_hours(ts),
-        len(state.active(state.devices, ts) | {txn.device_id}),
-        len(state.active(state.countries, ts) | {txn.ip_country}),
-        _gap_seconds(state, prior, ts), state.n, state.mu, state.m2,
-        known and all(d != txn.device_id for d, _ in state.devices),
-        known and all(c != txn.ip_country for c, _ in state.countries),
-    )  # fmt: skip
-
-
 def numeric_matrix(raw: np.ndarray) -> np.ndarray:
     """The model's ``numeric`` input ``[rows, NUMERIC_FEATURES]`` from ``[rows, RAW_COLUMNS]``."""
     c = dict(zip(RAW_COLUMNS, np.asarray(raw, dtype=np.float64).reshape(-1, len(RAW_COLUMNS)).T, strict=True))
@@ -177,25 +140,44 @@ def _amount_z(amount_eur: np.ndarray, n: np.ndarray, mu: np.ndarray, m2: np.ndar
     return np.clip(z, -6.0, 6.0)
 
 
-def observe_and_update(state: VelocityState, txn: Txn) -> tuple[float, ...]:
-    """:func:`observe` from the state before ``txn``, then record ``txn`` in the state."""
-    crc = txn_crc(txn.txn_id)
-    out = observe(state, txn, crc)
-    state.add(txn.ts_ms, txn.amount_eur, txn.device_id, txn.ip_country, crc)
-    return out
+def payments(txns: Sequence[Txn]) -> Payments:
+    """The columns the velocity windows read, from feature-view payments."""
+    return Payments(
+        ts_ms=np.array([t.ts_ms for t in txns], dtype=np.int64),
+        amount_eur=np.array([t.amount_eur for t in txns], dtype=np.float64),
+        crc=np.array([txn_crc(t.txn_id) for t in txns], dtype=np.uint32),
+        known=known_ids(txns),
+    )
 
 
-def featurize_and_update(state: VelocityState, txn: Txn) -> tuple[np.ndarray, np.ndarray]:
-    """One payment's numeric and categorical features, then ``txn`` recorded in the state.
+def known_ids(txns: Sequence[Txn] | Sequence[Transaction]) -> np.ndarray:
+    """``[rows, 2]``: the :func:`value_id` of each payment's device and IP country, hashed once per distinct value."""
+    values = [(t.device_id, t.ip_country) for t in txns]
+    ids = {v: value_id(v) for v in set(itertools.chain.from_iterable(values))}
+    return np.array([(ids[d], ids[c]) for d, c in values], dtype=np.uint64).reshape(len(values), 2)
 
-    The batch functions on a batch of one, for tests and notebooks; the scorer and
-    :func:`replay` call :func:`observe_and_update` per payment and the matrices per batch.
+
+def observe_batch(
+    states: Sequence[StoredVelocity | None], user: np.ndarray, round_: np.ndarray, pay: Payments
+) -> tuple[np.ndarray, list[bytes]]:
+    """Raw columns of a batch of payments (``user``: row in ``states``, ``round_``: see
+    :func:`services.fraud.windows.rounds_of`), and each user's state with the payments recorded."""
+    table = VelocityTable.load(states, growth=int(round_.max()) + 1 if len(round_) else 0)
+    raw = observe_and_update(table, user, round_, pay)
+    return raw, table.dump()
+
+
+def featurize_and_update(state: StoredVelocity | None, txn: Txn) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """One payment's numeric and categorical features, and the user's state with ``txn`` recorded.
+
+    The batch functions on a batch of one, for tests and notebooks.
     """
-    raw = np.asarray([observe_and_update(state, txn)], dtype=np.float64)
-    return numeric_matrix(raw)[0], categorical_matrix([txn])[0]
+    zero = np.zeros(1, dtype=np.intp)
+    raw, [after] = observe_batch([state], zero, zero, payments([txn]))
+    return numeric_matrix(raw)[0], categorical_matrix([txn])[0], after
 
 
-def categorical_matrix(txns: Sequence[Txn]) -> np.ndarray:
+def categorical_matrix(txns: Sequence[Txn] | Sequence[Transaction]) -> np.ndarray:
     """The ``categorical`` input ``[rows, CATEGORICAL_FEATURES]``: each distinct value is hashed once.
 
     A batch holds few distinct merchant categories, channels, currencies and countries, so the
@@ -209,17 +191,19 @@ def categorical_matrix(txns: Sequence[Txn]) -> np.ndarray:
     return out
 
 
-def replay(txns: Sequence[Txn]) -> tuple[np.ndarray, np.ndarray]:
+def replay(txns: Sequence[Txn], chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Training path: replay a payment log in event-time order with one state per user.
 
-    Rows come back in the order of ``txns``. Each user's state goes through a dict round
-    trip, exactly as the state store keeps it.
+    Rows come back in the order of ``txns``. The log goes through :func:`observe_batch` a chunk
+    at a time, each user's state kept as the bytes the state store keeps, exactly as in serving.
     """
-    states: dict[str, dict[str, Any]] = {}
+    states: dict[str, StoredVelocity] = {}
     raw = np.zeros((len(txns), len(RAW_COLUMNS)), dtype=np.float64)
-    for i in sorted(range(len(txns)), key=lambda j: (txns[j].ts_ms, txns[j].txn_id)):
-        txn = txns[i]
-        state = VelocityState.from_dict(states.get(txn.user_id))
-        raw[i] = observe_and_update(state, txn)
-        states[txn.user_id] = state.to_dict()
+    order = sorted(range(len(txns)), key=lambda j: (txns[j].ts_ms, txns[j].txn_id))
+    for start in range(0, len(order), chunk):
+        rows = order[start:start + chunk]
+        part = [txns[i] for i in rows]
+        user, round_, users = rounds_of([t.user_id for t in part])
+        raw[rows], after = observe_batch([states.get(u) for u in users], user, round_, payments(part))
+        states.update(zip(users, after, strict=True))
     return numeric_matrix(raw), categorical_matrix(txns)

@@ -2,10 +2,12 @@
 
 Per micro-batch:
 
-1. each payment is featurised against its user's velocity state (read from the keyed state
-   store; several payments of one user in a batch see each other, in offset order);
+1. the payments are featurised together, with numpy, against their users' velocity states
+   (read from the keyed state store as fixed-size arrays; several payments of one user in a
+   batch see each other, in offset order: :mod:`services.fraud.windows`);
 2. one ONNX call scores the batch, a second explains the flagged rows (reason codes);
-3. the thresholds turn probabilities into decisions; declines also go to the alerts topic;
+3. the thresholds turn probabilities into decisions; the records are encoded in bulk from
+   columns, and declines also go to the alerts topic;
 4. only then are the updated states written to the store (they reach the changelog with
    the batch's scores), so a batch the model failed on leaves the state untouched and a
    retry computes the same features.
@@ -22,18 +24,19 @@ import numpy as np
 from pydantic import BaseModel
 
 from services.fraud.decisions import decide_all, fallback, outputs_for
-from services.fraud.features import Txn, categorical_matrix, from_transaction, numeric_matrix, observe_and_update
+from services.fraud.features import categorical_matrix, known_ids, numeric_matrix, observe_batch
 from services.fraud.model import INPUTS, OUTPUTS, check_feature_spec, probabilities, reasons
 from services.fraud.settings import FraudSettings
-from services.fraud.velocity import VelocityState
+from services.fraud.velocity import txn_crc
+from services.fraud.windows import Payments, rounds_of
 from shared.errors import ScoringError
 from shared.models.manifest import ModelManifest
 from shared.models.slot import ModelSlot
 from shared.runtime.metrics import BusinessMetrics, observe_many
 from shared.runtime.model_scorer import ModelScorer
-from shared.runtime.scorer import Event, LoadContext, Rejected, Scored, ScoreResult, outputs_of
+from shared.runtime.scorer import Event, LoadContext, Rejected, Scored, ScoreResult
 from shared.runtime.state import StateStore
-from shared.schemas.payments import FraudScore, Transaction
+from shared.schemas.payments import Decision, FraudScore, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
     def __init__(self, settings: FraudSettings, slot: ModelSlot | None = None) -> None:
         super().__init__(settings, settings.model_name, slot)
         self._state: StateStore | None = None
+        self._last: tuple[list[Decision], np.ndarray] = ([], np.zeros(0))
+        """Decisions and scores of the last batch scored, for the business metrics."""
 
     def on_load(self, context: LoadContext) -> None:
         self._state = context.state if context.state is not None else StateStore()
@@ -64,51 +69,58 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
     def record_business_metrics(
         self, service: str, results: Sequence[ScoreResult], metrics: BusinessMetrics
     ) -> None:
-        scores = outputs_of(results, FraudScore)
-        for decision, count in Counter(s.decision for s in scores).items():
+        """From the columns of the last batch :meth:`score` returned (its outputs are encoded bytes)."""
+        decisions, probability = self._last
+        for decision, count in Counter(decisions).items():
             metrics.decisions.labels(service, decision).inc(count)
-        observe_many(metrics.score.labels(service), [s.probability for s in scores])
+        observe_many(metrics.score.labels(service), probability.tolist())
 
     def score(self, batch: Sequence[Event[Transaction]]) -> Sequence[ScoreResult]:
         assert self._state is not None, "load() first"
         results: list[ScoreResult | None] = [None] * len(batch)
-        states: dict[tuple[int, str], VelocityState] = {}
-        rows: list[int] = []
-        txns: list[Txn] = []
-        raw: list[tuple[float, ...]] = []
-        for i, event in enumerate(batch):
-            txn = self._txn(event.value)
-            if isinstance(txn, Rejected):
-                results[i] = txn
-                continue
-            key = (event.partition, txn.user_id)
-            if key not in states:
-                states[key] = VelocityState.from_dict(self._state.get(*key))
-            raw.append(observe_and_update(states[key], txn))
-            rows.append(i)
-            txns.append(txn)
-        num = numeric_matrix(np.asarray(raw, dtype=np.float64))
-        cat = categorical_matrix(txns)
-        for i, scored in zip(rows, self._decide(batch, rows, num, cat), strict=True):
-            results[i] = scored
-        for (partition, user), state in states.items():  # only after the model succeeded
-            self._state.put(partition, user, state.to_dict())
+        rows, amounts = self._valid(batch, results)
+        txns = [batch[i].value for i in rows]
+        if not txns:
+            self._last = ([], np.zeros(0))
+            return [r for r in results if r is not None]
+        user, round_, keys = rounds_of([(batch[i].partition, t.user_id) for i, t in zip(rows, txns, strict=True)])
+        pay = Payments(
+            ts_ms=np.array([t.ts_ms for t in txns], dtype=np.int64), amount_eur=np.array(amounts, dtype=np.float64),
+            crc=np.array([txn_crc(t.txn_id) for t in txns], dtype=np.uint32),
+            known=known_ids(txns),
+        )  # fmt: skip
+        raw, states = observe_batch([self._state.get_value(*key) for key in keys], user, round_, pay)
+        scored, decisions, probability = self._decide(txns, numeric_matrix(raw), categorical_matrix(txns))
+        for i, result in zip(rows, scored, strict=True):
+            results[i] = result
+        for (partition, key), state in zip(keys, states, strict=True):  # only after the model succeeded
+            self._state.put(partition, key, state)
+        self._last = (decisions, np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0))
         return [r for r in results if r is not None]
 
-    def _txn(self, t: Transaction) -> Txn | Rejected:
-        """Checks the schema cannot express (it already refuses missing fields, amount <= 0)."""
-        if t.currency not in self.settings.currency_rates:
-            return Rejected("unknown_currency", f"no EUR rate for currency {t.currency!r}")
-        if not t.amount > 0:
-            return Rejected("invalid_amount", f"amount must be positive, got {t.amount}")
-        return from_transaction(t, self.settings.currency_rates)
+    def _valid(
+        self, batch: Sequence[Event[Transaction]], results: list[ScoreResult | None]
+    ) -> tuple[list[int], list[float]]:
+        """The rows to score and their EUR amounts; a :class:`Rejected` in ``results`` for the others
+        (checks the schema cannot express: it already refuses missing fields and amounts <= 0)."""
+        rates = self.settings.currency_rates
+        rows, amounts = [], []
+        for i, event in enumerate(batch):
+            t = event.value
+            rate = rates.get(t.currency)
+            if rate is None:
+                results[i] = Rejected("unknown_currency", f"no EUR rate for currency {t.currency!r}")
+            elif not t.amount > 0:
+                results[i] = Rejected("invalid_amount", f"amount must be positive, got {t.amount}")
+            else:
+                rows.append(i)
+                amounts.append(t.amount / rate)
+        return rows, amounts
 
     def _decide(
-        self, batch: Sequence[Event[Transaction]], rows: list[int], num: np.ndarray, cat: np.ndarray
-    ) -> list[Scored]:
+        self, txns: list[Transaction], num: np.ndarray, cat: np.ndarray
+    ) -> tuple[list[Scored], list[Decision], np.ndarray]:
         s = self.settings
-        if not rows:
-            return []
         loaded = self.slot.current
         try:
             prob = probabilities(loaded, num, cat)
@@ -116,14 +128,14 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
                 raise ScoringError(f"model {loaded.manifest.version} returned non-finite probabilities")
             decisions = decide_all(prob, s)
             explain = [k for k, d in enumerate(decisions) if s.reasons_for == "all" or d != "approve"]
-            why: list[tuple[str, ...]] = [() for _ in rows]
+            why: list[tuple[str, ...]] = [() for _ in txns]
             for k, r in zip(explain, reasons(loaded, num[explain], cat[explain], prob[explain],
                                              s.max_reasons, s.reason_min_delta), strict=True):  # fmt: skip
                 why[k] = r
         except Exception as exc:
             if s.model_error_policy == "retry":
-                raise ScoringError(f"fraud model failed on a batch of {len(rows)}: {exc}") from exc
+                raise ScoringError(f"fraud model failed on a batch of {len(txns)}: {exc}") from exc
             logger.warning("fraud model failed (%s); deciding with policy %s", exc, s.model_error_policy)
             prob, decisions, why = fallback(num, s)
         version = loaded.manifest.version
-        return outputs_for([batch[i].value for i in rows], prob, decisions, why, version, s)
+        return outputs_for(txns, prob, decisions, why, version, s), decisions, prob

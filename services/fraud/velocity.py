@@ -1,37 +1,61 @@
-"""Per-user velocity state: a compact, bounded, JSON-serialisable record of recent payments.
+"""Per-user velocity state: fixed-size numeric windows, stored as compact little-endian bytes.
 
 The same code updates the state in training (replaying the simulator's logs in time order)
 and in serving (the runtime's keyed state store, restored from the changelog after a
 restart), so the features cannot drift between the two.
 
-State layout (one dict per user, stored as-is in the state store, ~1-3 KB)::
+A batch's users are held as one :class:`VelocityTable`: a few ``[users, slots]`` arrays, each
+row a user's window with its entry count (slots beyond the count are zero), so the windows are
+read and updated with numpy for the whole batch (:mod:`services.fraud.windows`). Per user:
 
-    {"r": [[ts_ms, amount_eur, txn_crc], ...],  # payments of the last hour, oldest first (<= 64)
-     "h": [[hour, count, amount_eur], ...],     # hourly buckets of the last 24 h (<= 25)
-     "dev": [[device, last_ts], ...],           # most recently seen devices (<= 8)
-     "cty": [[country, last_ts], ...],          # most recently seen countries (<= 8)
-     "n": 17, "mu": 3.1, "m2": 4.2,             # Welford stats of log1p(amount) over all history
-     "first": ts_ms, "last": ts_ms}             # oldest and newest payment times seen
+- ``recent``: payments of the last hour, oldest first (<= 64): time, EUR amount, txn id CRC;
+- ``hours``: hourly buckets of the last 24 h (<= 25): hour, count, EUR amount;
+- ``known``: the most recently seen devices and countries (<= 8 each), hashed, with last-seen times;
+- the Welford stats of log1p(amount) over all history, and the first and last payment times.
+
+Stored form (one ``bytes`` value per user in the state store and its changelog)::
+
+    VERSION | header (44 B) | recent[nr] (20 B each) | hours[nh] (16 B each) | known[max(nd, nc)] (32 B each)
+
+only the used entries are written (a one-payment user takes ~115 B, a saturated one ~2 kB).
+The first byte cannot start JSON text, so the store tells these values from JSON ones; a user
+whose state is still a JSON dict from an older changelog is read through :func:`from_legacy`.
 
 Exact per-payment entries cover the 1 min and 1 h windows; the 24 h window sums hourly
 buckets (so it spans 23-24 h). Updates are idempotent per transaction id while the id is in
-``r``: a payment replayed after a crash (at-least-once delivery) is not counted twice.
+``recent``: a payment replayed after a crash (at-least-once delivery) is not counted twice.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
+import hashlib
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 MAX_RECENT = 64
 """Payments of the last hour kept per user; 1 min / 1 h counts saturate above it."""
+MAX_HOURS = 25
 MAX_KNOWN = 8
 """Devices / countries remembered per user."""
+VERSION = b"\x01"
+"""First byte of a stored state: the layout's version (a byte below 0x09, which no JSON starts with)."""
+
+HEADER = np.dtype([("nr", "u1"), ("nh", "u1"), ("nd", "u1"), ("nc", "u1"), ("n", "<i8"), ("mu", "<f8"),
+                   ("m2", "<f8"), ("first", "<i8"), ("last", "<i8")])  # fmt: skip
+RECENT = np.dtype([("rts", "<i8"), ("ramt", "<f8"), ("rcrc", "<u4")])
+HOURS = np.dtype([("hh", "<i4"), ("hcnt", "<i4"), ("hamt", "<f8")])
+KNOWN = np.dtype([("dev", "<u8"), ("dts", "<i8"), ("cty", "<u8"), ("cts", "<i8")])
+_START = len(VERSION) + HEADER.itemsize
+_EMPTY = VERSION + bytes(HEADER.itemsize)
+
+StoredVelocity = bytes | dict[str, Any]
+"""What the state store holds for a user: this layout's bytes, or a legacy JSON dict."""
 
 
 def txn_crc(txn_id: str) -> int:
@@ -39,98 +63,145 @@ def txn_crc(txn_id: str) -> int:
     return zlib.crc32(txn_id.encode("utf-8"))
 
 
-@dataclass(slots=True)
-class VelocityState:
-    """Mutable view over one user's state dict; ``to_dict()`` gives the stored form."""
+def value_id(value: str) -> int:
+    """A stable 64-bit id of a device or country: the state keeps numbers, not strings."""
+    return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "little")
 
-    recent: list[list[Any]] = field(default_factory=list)
-    hours: list[list[Any]] = field(default_factory=list)
-    devices: list[list[Any]] = field(default_factory=list)
-    countries: list[list[Any]] = field(default_factory=list)
-    n: int = 0
-    mu: float = 0.0
-    m2: float = 0.0
-    first_ts: int | None = None
-    last_ts: int | None = None
+
+@dataclass(slots=True)
+class VelocityTable:
+    """The velocity state of a batch's users, one row per user (see the module docstring).
+
+    Devices and countries share their arrays: ``[users, 2, slots]``, devices first."""
+
+    nr: np.ndarray
+    nh: np.ndarray
+    nk: np.ndarray
+    n: np.ndarray
+    mu: np.ndarray
+    m2: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    rts: np.ndarray
+    ramt: np.ndarray
+    rcrc: np.ndarray
+    hh: np.ndarray
+    hcnt: np.ndarray
+    hamt: np.ndarray
+    kid: np.ndarray
+    kts: np.ndarray
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> VelocityState:
-        if not d:
-            return cls()
+    def load(cls, values: Sequence[StoredVelocity | None], growth: int = 0) -> VelocityTable:
+        """The users' stored states (``None``: a new user), with room for ``growth`` more entries each."""
+        blobs = [_EMPTY if v is None else v if isinstance(v, bytes) else from_legacy(v) for v in values]
+        sizes = [(b[1], b[2], b[3] if b[3] > b[4] else b[4]) for b in blobs]
+        most = [max(column, default=0) for column in zip(*sizes, strict=True)] or [0, 0, 0]
+        cr, ch, ck = (max(1, min(cap, m + growth)) for cap, m in zip((MAX_RECENT, MAX_HOURS, MAX_KNOWN), most,
+                                                                      strict=True))  # fmt: skip
+        rw, hw, kw = cr * RECENT.itemsize, ch * HOURS.itemsize, ck * KNOWN.itemsize
+        heads, recent, hours, known = [], [], [], []
+        for b, (nr, nh, nk) in zip(blobs, sizes, strict=True):
+            a = _START + nr * RECENT.itemsize
+            h = a + nh * HOURS.itemsize
+            heads.append(b[1:_START])
+            recent.append(b[_START:a].ljust(rw, b"\0"))
+            hours.append(b[a:h].ljust(hw, b"\0"))
+            known.append(b[h : h + nk * KNOWN.itemsize].ljust(kw, b"\0"))
+        head = np.frombuffer(b"".join(heads), dtype=HEADER)
+        r = np.frombuffer(b"".join(recent), dtype=RECENT).reshape(len(blobs), cr)
+        hr = np.frombuffer(b"".join(hours), dtype=HOURS).reshape(len(blobs), ch)
+        k = np.frombuffer(b"".join(known), dtype=KNOWN).reshape(len(blobs), ck)
+        i64, f64 = np.int64, np.float64
         return cls(
-            recent=[list(e) for e in d.get("r", [])],
-            hours=[list(e) for e in d.get("h", [])],
-            devices=[list(e) for e in d.get("dev", [])],
-            countries=[list(e) for e in d.get("cty", [])],
-            n=int(d.get("n", 0)),
-            mu=float(d.get("mu", 0.0)),
-            m2=float(d.get("m2", 0.0)),
-            first_ts=d.get("first"),
-            last_ts=d.get("last"),
-        )
+            nr=head["nr"].astype(i64), nh=head["nh"].astype(i64), nk=np.stack([head["nd"], head["nc"]], 1).astype(i64),
+            n=head["n"].astype(i64), mu=head["mu"].astype(f64), m2=head["m2"].astype(f64),
+            first=head["first"].astype(i64), last=head["last"].astype(i64),
+            rts=r["rts"].astype(i64), ramt=r["ramt"].astype(f64), rcrc=r["rcrc"].astype(np.uint32),
+            hh=hr["hh"].astype(i64), hcnt=hr["hcnt"].astype(i64), hamt=hr["hamt"].astype(f64),
+            kid=np.stack([k["dev"], k["cty"]], 1).astype(np.uint64), kts=np.stack([k["dts"], k["cts"]], 1).astype(i64),
+        )  # fmt: skip
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "r": self.recent, "h": self.hours, "dev": self.devices, "cty": self.countries,
-            "n": self.n, "mu": self.mu, "m2": self.m2,  # floats survive JSON exactly
-            "first": self.first_ts, "last": self.last_ts,
-        }  # fmt: skip
+    def dump(self) -> list[bytes]:
+        """Each user's stored form: only the used entries are written."""
+        users = len(self.n)
+        head = np.empty(users, dtype=HEADER)
+        for name in ("nr", "nh", "n", "mu", "m2", "first", "last"):
+            head[name] = getattr(self, name)
+        head["nd"], head["nc"] = self.nk[:, 0], self.nk[:, 1]
+        recent = np.empty(self.rts.shape, dtype=RECENT)
+        recent["rts"], recent["ramt"], recent["rcrc"] = self.rts, self.ramt, self.rcrc
+        hours = np.empty(self.hh.shape, dtype=HOURS)
+        hours["hh"], hours["hcnt"], hours["hamt"] = self.hh, self.hcnt, self.hamt
+        known = np.empty((users, self.kid.shape[2]), dtype=KNOWN)
+        known["dev"], known["cty"] = self.kid[:, 0], self.kid[:, 1]
+        known["dts"], known["cts"] = self.kts[:, 0], self.kts[:, 1]
+        hb, rb, hrb, kb = (memoryview(a.tobytes()) for a in (head, recent, hours, known))
+        hs, rs, hrs, ks = HEADER.itemsize, RECENT.itemsize, HOURS.itemsize, KNOWN.itemsize
+        rrow, hrow, krow = self.rts.shape[1] * rs, self.hh.shape[1] * hrs, self.kid.shape[2] * ks
+        return [
+            b"".join((VERSION, hb[i * hs : (i + 1) * hs], rb[i * rrow : i * rrow + nr * rs],
+                      hrb[i * hrow : i * hrow + nh * hrs], kb[i * krow : i * krow + nk * ks]))
+            for i, (nr, nh, nk) in enumerate(zip(self.nr.tolist(), self.nh.tolist(), self.nk.max(1).tolist(),
+                                                 strict=True))
+        ]  # fmt: skip
 
-    def seen(self, crc: int) -> bool:
-        return any(e[2] == crc for e in self.recent)
+    def take(self, rows: np.ndarray) -> VelocityTable:
+        """A copy of some users' rows."""
+        return VelocityTable(*(getattr(self, name)[rows] for name in self.__slots__))
 
-    def prior_recent(self, ts_ms: int, crc: int) -> list[list[Any]]:
-        """Payments of the hour up to ``ts_ms`` (inclusive), excluding this transaction itself."""
-        return [e for e in self.recent if ts_ms - HOUR_MS < e[0] <= ts_ms and e[2] != crc]
-
-    def day_totals(self, ts_ms: int) -> tuple[int, float]:
-        """Count and amount of the hourly buckets of the 24 h before ``ts_ms``."""
-        hour = ts_ms // HOUR_MS
-        inside = [b for b in self.hours if hour - 24 < b[0] <= hour]
-        return sum(int(b[1]) for b in inside), sum(float(b[2]) for b in inside)
-
-    def age_hours(self, ts_ms: int) -> float:
-        """Hours since the user's first payment, at least 1 (young histories are not rates yet)."""
-        first = self.first_ts if self.first_ts is not None else ts_ms
-        return max(1.0, (ts_ms - first) / HOUR_MS)
-
-    def active(self, known: list[list[Any]], ts_ms: int) -> set[str]:
-        """Values of ``known`` seen in the 24 h before ``ts_ms``."""
-        return {v for v, seen in known if ts_ms - DAY_MS < seen <= ts_ms}
-
-    def add(self, ts_ms: int, amount: float, device: str, country: str, crc: int) -> None:
-        """Record a payment (a no-op for a replayed one still in the last hour)."""
-        if self.seen(crc):
-            return
-        newest = max(ts_ms, self.last_ts or ts_ms)
-        keys = [e[0] for e in self.recent]
-        self.recent.insert(bisect.bisect_right(keys, ts_ms), [ts_ms, round(amount, 2), crc])
-        self.recent = [e for e in self.recent if e[0] > newest - HOUR_MS][-MAX_RECENT:]
-        self._add_hour(ts_ms, amount, newest)
-        self.devices = _remember(self.devices, device, ts_ms)
-        self.countries = _remember(self.countries, country, ts_ms)
-        self.last_ts = newest
-        self.first_ts = min(ts_ms, self.first_ts if self.first_ts is not None else ts_ms)
-        x = math.log1p(max(amount, 0.0))
-        self.n += 1
-        delta = x - self.mu
-        self.mu += delta / self.n
-        self.m2 += delta * (x - self.mu)
-
-    def _add_hour(self, ts_ms: int, amount: float, newest: int) -> None:
-        hour = ts_ms // HOUR_MS
-        for b in self.hours:
-            if b[0] == hour:
-                b[1] += 1
-                b[2] = round(b[2] + amount, 2)
-                break
-        else:
-            self.hours.append([hour, 1, round(amount, 2)])
-            self.hours.sort(key=lambda b: b[0])
-        self.hours = [b for b in self.hours if b[0] > newest // HOUR_MS - 25]
+    def put(self, rows: np.ndarray, other: VelocityTable) -> None:
+        """Write ``other``'s rows back as rows ``rows`` (the inverse of :meth:`take`)."""
+        for name in self.__slots__:
+            getattr(self, name)[rows] = getattr(other, name)
 
 
-def _remember(known: list[list[Any]], value: str, ts_ms: int) -> list[list[Any]]:
-    """Put ``value`` first with its newest sighting in a capped most-recently-seen list."""
-    seen = max([ts_ms] + [int(t) for v, t in known if v == value])
-    return ([[value, seen]] + [[v, t] for v, t in known if v != value])[:MAX_KNOWN]
+# -- legacy JSON states (changelogs written before the binary layout) ---------------------------
+
+
+def from_legacy(d: dict[str, Any]) -> bytes:
+    """The stored form of a legacy JSON state dict (``r``, ``h``, ``dev``, ``cty``, ``n``, ``mu``, ...)."""
+    recent = [list(e) for e in d.get("r", [])][-MAX_RECENT:]
+    hours = [list(e) for e in d.get("h", [])][-MAX_HOURS:]
+    known = [[[value_id(v), t] for v, t in d.get(k, [])][:MAX_KNOWN] for k in ("dev", "cty")]
+    one = VelocityTable(
+        nr=np.array([len(recent)]), nh=np.array([len(hours)]), nk=np.array([[len(k) for k in known]]),
+        n=np.array([int(d.get("n", 0))]), mu=np.array([float(d.get("mu", 0.0))]),
+        m2=np.array([float(d.get("m2", 0.0))]),
+        first=np.array([d.get("first") or 0]), last=np.array([d.get("last") or 0]),
+        rts=_slots([recent], 0, MAX_RECENT, np.int64), ramt=_slots([recent], 1, MAX_RECENT, np.float64),
+        rcrc=_slots([recent], 2, MAX_RECENT, np.uint32), hh=_slots([hours], 0, MAX_HOURS, np.int64),
+        hcnt=_slots([hours], 1, MAX_HOURS, np.int64), hamt=_slots([hours], 2, MAX_HOURS, np.float64),
+        kid=_slots(known, 0, MAX_KNOWN, np.uint64)[None], kts=_slots(known, 1, MAX_KNOWN, np.int64)[None],
+    )  # fmt: skip
+    return one.dump()[0]
+
+
+def _slots(lists: list[list[list[Any]]], column: int, slots: int, dtype: type) -> np.ndarray:
+    """``[len(lists), slots]``: one column of each list's entries, zero-padded."""
+    out: np.ndarray = np.zeros((len(lists), slots), dtype=dtype)
+    for i, entries in enumerate(lists):
+        out[i, : len(entries)] = [e[column] for e in entries]
+    return out
+
+
+def legacy_view(value: StoredVelocity) -> dict[str, Any]:
+    """A stored state in the legacy dict layout, devices and countries as their :func:`value_id`
+    (tests and debugging: a binary state and the JSON state it replaced compare equal)."""
+    if isinstance(value, dict):
+        known = {k: [[value_id(v), t] for v, t in value.get(k, [])] for k in ("dev", "cty")}
+        return {**value, **known}
+    t = VelocityTable.load([value])
+    nr, nh, (nd, nc) = int(t.nr[0]), int(t.nh[0]), t.nk[0].tolist()
+    history = int(t.n[0]) > 0
+    return {
+        "r": _rows(t.rts[0, :nr], t.ramt[0, :nr], t.rcrc[0, :nr]),
+        "h": _rows(t.hh[0, :nh], t.hcnt[0, :nh], t.hamt[0, :nh]),
+        "dev": _rows(t.kid[0, 0, :nd], t.kts[0, 0, :nd]), "cty": _rows(t.kid[0, 1, :nc], t.kts[0, 1, :nc]),
+        "n": int(t.n[0]), "mu": float(t.mu[0]), "m2": float(t.m2[0]),
+        "first": int(t.first[0]) if history else None, "last": int(t.last[0]) if history else None,
+    }  # fmt: skip
+
+
+def _rows(*columns: np.ndarray) -> list[list[Any]]:
+    return [list(row) for row in zip(*(c.tolist() for c in columns), strict=True)]

@@ -11,6 +11,11 @@ every ``put`` and ``delete`` is staged, reads see the batch's own staged writes,
 :meth:`StateStore.rollback` forgets them, so a batch that is retried after the scorer raised sees
 the state exactly as it was before the failed try (:func:`shared.runtime.scoring.score_batch`).
 Values returned by ``get`` are shared with the store: treat them as read-only and ``put`` a new dict.
+
+A value is a JSON dict (written to the changelog with orjson) or, for a scorer with a binary
+state layout, ``bytes`` stored and written as they are. Binary values start with a byte below
+0x09 (a layout's version byte), which no JSON text starts with: that is how a restore tells them
+apart, so a changelog that holds both (a layout changed from JSON to binary) restores.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from typing import Any
 import orjson
 
 JsonDict = dict[str, Any]
+StateValue = JsonDict | bytes
+"""A key's state: a JSON dict, or bytes that start with a byte below 0x09 (see the module docstring)."""
+
+
+def is_binary(raw: bytes) -> bool:
+    """Whether a changelog value is a binary state (JSON starts with whitespace or a value's first character)."""
+    return bool(raw) and raw[0] < 0x09
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +47,7 @@ class StateChange:
 
 
 class StateStore:
-    """Per-partition key → JSON dict maps, bounded per partition in keys and in bytes (LRU eviction).
+    """Per-partition key → value (JSON dict or binary) maps, bounded per partition in keys and in bytes (LRU eviction).
 
     Eviction forgets the least recently used key in memory and in the changelog (tombstone),
     so neither a burst of new keys nor values that keep growing can grow memory without bound.
@@ -46,13 +58,13 @@ class StateStore:
     def __init__(self, max_keys_per_partition: int = 1_000_000, max_bytes_per_partition: int | None = None) -> None:
         self._max_keys = max_keys_per_partition
         self._max_bytes = max_bytes_per_partition
-        self._partitions: dict[int, OrderedDict[str, JsonDict]] = {}
+        self._partitions: dict[int, OrderedDict[str, StateValue]] = {}
         self._sizes: dict[int, dict[str, int]] = {}
         """partition → key → bytes of its last encoded value (key included)."""
         self._bytes: Counter[int] = Counter()
         """partition → sum of its keys' sizes."""
         self._dirty: dict[tuple[int, str], bool] = {}
-        self._staged: dict[tuple[int, str], JsonDict | None] | None = None
+        self._staged: dict[tuple[int, str], StateValue | None] | None = None
         """The open batch's writes (``None`` = deleted), or ``None`` outside a batch."""
         self.evicted: Counter[str] = Counter()
         """Keys evicted so far, by the bound that evicted them: ``keys`` or ``bytes``."""
@@ -83,7 +95,15 @@ class StateStore:
     # -- reads and writes -----------------------------------------------------------------------
 
     def get(self, partition: int, key: str) -> JsonDict | None:
-        """The key's state (the open batch's staged write first), or ``None``. Marks the key recently used."""
+        """The key's JSON state (the open batch's staged write first), or ``None``. Marks the key recently
+        used. ``TypeError`` for a binary value: a scorer with a binary layout reads :meth:`get_value`."""
+        value = self.get_value(partition, key)
+        if isinstance(value, bytes):
+            raise TypeError(f"state of {key!r} is binary: read it with get_value()")
+        return value
+
+    def get_value(self, partition: int, key: str) -> StateValue | None:
+        """The key's state, JSON dict or bytes, as :meth:`get` otherwise."""
         if self._staged is not None and (partition, key) in self._staged:
             return self._staged[(partition, key)]
         entries = self._partitions.get(partition)
@@ -92,8 +112,11 @@ class StateStore:
         entries.move_to_end(key)
         return entries[key]
 
-    def put(self, partition: int, key: str, value: JsonDict) -> None:
-        """Set the key's state; it reaches the changelog with the current batch."""
+    def put(self, partition: int, key: str, value: StateValue) -> None:
+        """Set the key's state; it reaches the changelog with the current batch. ``ValueError`` for
+        bytes that a restore would not tell from JSON."""
+        if isinstance(value, bytes) and not is_binary(value):
+            raise ValueError(f"binary state of {key!r} must start with a version byte below 0x09")
         if self._staged is not None:
             self._staged.pop((partition, key), None)  # re-insert: commit applies writes in order
             self._staged[(partition, key)] = value
@@ -125,7 +148,8 @@ class StateStore:
         for (partition, key), present in self._dirty.items():
             entries = self._partitions.get(partition)
             value = entries.get(key) if present and entries is not None else None
-            encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS) if value is not None else None
+            encoded = (value if value is None or isinstance(value, bytes)
+                       else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))  # fmt: skip
             if encoded is not None:
                 self._set_size(partition, key, len(key.encode()) + len(encoded))
             changes.append(StateChange(partition, key, encoded))
@@ -173,7 +197,7 @@ class StateStore:
                 if entries.pop(key, None) is not None:
                     self._forget_size(partition, key)
             else:
-                entries[key] = orjson.loads(raw_value)
+                entries[key] = raw_value if is_binary(raw_value) else orjson.loads(raw_value)
                 entries.move_to_end(key)
                 self._set_size(partition, key, len(raw_key) + len(raw_value))
         while len(entries) > self._max_keys:
@@ -191,8 +215,8 @@ class StateStore:
             for dirty_key in [k for k in self._dirty if k[0] == partition]:
                 del self._dirty[dirty_key]
 
-    def snapshot(self, partition: int) -> dict[str, JsonDict]:
-        """A copy of one partition's state (tests and debugging)."""
+    def snapshot(self, partition: int) -> dict[str, Any]:
+        """A copy of one partition's state (tests and debugging): JSON dicts, or bytes for a binary layout."""
         return dict(self._partitions.get(partition, {}))
 
     def __bool__(self) -> bool:

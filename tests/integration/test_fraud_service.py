@@ -14,7 +14,7 @@ import pytest
 
 from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
-from shared.runtime.scorer import LoadContext, Scored
+from shared.runtime.scorer import LoadContext
 from shared.runtime.state import StateStore
 from shared.schemas import headers as h
 from shared.schemas.payments import FraudScore, Transaction
@@ -22,7 +22,7 @@ from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from sim.payments import FraudMix
 from sim.registry import make_stream
 from tests.support.factories import GroupIdFactory, TopicFactory
-from tests.support.fraud import events
+from tests.support.fraud import events, scores_of
 from tools.supervisor import Collected, ServiceProcess, collect, produce, service_in_thread
 
 pytestmark = pytest.mark.integration
@@ -124,8 +124,7 @@ def expected_scores(history: list[dict[str, Any]], payments: list[dict[str, Any]
     scorer = FraudScorer(FraudSettings(models_dir=MODELS, execution_providers=["cpu"]))
     scorer.load(LoadContext(settings=scorer.settings, state=StateStore()))
     results = scorer.score(events([Transaction.model_validate(e) for e in history + payments]))
-    scored = [r.outputs[0].value for r in results if isinstance(r, Scored)]
-    return [s for s in scored if isinstance(s, FraudScore)][len(history) :]
+    return scores_of(results)[len(history) :]
 
 
 def test_a_burst_straddling_a_restart_is_still_caught(

@@ -14,9 +14,9 @@ from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
 from shared.models.manifest import ModelManifest
 from shared.models.slot import LoadedModel
-from shared.runtime.scorer import Event, LoadContext, ModelInfo
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Scored, ScoreResult
 from shared.runtime.state import StateStore
-from shared.schemas.payments import Transaction
+from shared.schemas.payments import FraudScore, Transaction
 
 COL = {n: i for i, n in enumerate(NUMERIC_FEATURES)}
 T0 = 1_704_067_200_000
@@ -91,3 +91,14 @@ def txn(i: int, user: str = "u1", ts_ms: int = T0, amount: float = 20.0, **field
 def events(txns: Sequence[Transaction], partition: int = 0, offset0: int = 0) -> list[Event[Transaction]]:
     return [Event(value=t, key=t.user_id, topic="payments.transactions", partition=partition,
                   offset=offset0 + i, timestamp_ms=t.ts_ms) for i, t in enumerate(txns)]  # fmt: skip
+
+
+def score_record(output: Output) -> FraudScore:
+    """The FraudScore an output holds (the scorer writes its records as encoded JSON)."""
+    assert isinstance(output.value, bytes), "the fraud scorer encodes its records in bulk"
+    return FraudScore.model_validate_json(output.value)
+
+
+def scores_of(results: Sequence[ScoreResult]) -> list[FraudScore]:
+    """The score record of each scored payment, in order (rejected payments left out)."""
+    return [score_record(r.outputs[0]) for r in results if isinstance(r, Scored)]

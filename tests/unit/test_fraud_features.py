@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from services.fraud.features import NUMERIC_FEATURES, Txn, featurize_and_update, from_transaction, replay
-from services.fraud.velocity import MAX_KNOWN, MAX_RECENT, VelocityState
+from services.fraud.velocity import MAX_KNOWN, MAX_RECENT, StoredVelocity, legacy_view
 from shared.schemas.payments import Transaction
 from sim.registry import make_stream, world_for
 from tests.support.fraud import COL, T0, events, make_scorer, txn
@@ -21,8 +20,13 @@ def _txn(i: int, ts_ms: int, amount: float = 20.0, device: str = "d1", country: 
 
 
 def _features(txns: list[Txn]) -> np.ndarray:
-    state = VelocityState()
-    return np.array([featurize_and_update(state, t)[0] for t in txns])
+    """Features one payment at a time, the state going through its stored bytes between payments."""
+    state: StoredVelocity | None = None
+    rows = []
+    for t in txns:
+        numeric, _, state = featurize_and_update(state, t)
+        rows.append(numeric)
+    return np.array(rows)
 
 
 @pytest.fixture(scope="module")
@@ -55,22 +59,26 @@ def test_amount_relative_to_history_flags_a_spike() -> None:
 
 
 def test_replayed_payment_is_not_counted_twice() -> None:
-    state = VelocityState()
-    first = [featurize_and_update(state, _txn(i, T0 + i * 1000)) for i in range(3)]
-    before = json.dumps(state.to_dict())
-    again = featurize_and_update(state, _txn(2, T0 + 2000))  # at-least-once redelivery
-    assert json.dumps(state.to_dict()) == before
-    assert again[0][COL["cnt_1m"]] == first[2][0][COL["cnt_1m"]]
+    state: StoredVelocity | None = None
+    first = []
+    for i in range(3):
+        numeric, _, state = featurize_and_update(state, _txn(i, T0 + i * 1000))
+        first.append(numeric)
+    assert state is not None
+    again, _, after = featurize_and_update(state, _txn(2, T0 + 2000))  # at-least-once redelivery
+    assert after == state
+    assert again[COL["cnt_1m"]] == first[2][COL["cnt_1m"]]
 
 
 def test_state_stays_small_under_a_flood() -> None:
-    state = VelocityState()
+    state: StoredVelocity | None = None
     for i in range(3000):
-        featurize_and_update(state, _txn(i, T0 + i * 40_000, device=f"d{i % 50}", country=f"C{i % 20}"))
-    stored = state.to_dict()
+        _, _, state = featurize_and_update(state, _txn(i, T0 + i * 40_000, device=f"d{i % 50}", country=f"C{i % 20}"))
+    assert isinstance(state, bytes)
+    stored = legacy_view(state)
     assert len(stored["r"]) <= MAX_RECENT and len(stored["h"]) <= 25
     assert len(stored["dev"]) <= MAX_KNOWN and len(stored["cty"]) <= MAX_KNOWN
-    assert len(json.dumps(stored)) < 4096
+    assert len(state) < 2048
 
 
 def test_training_replay_equals_serving_features(sim_txns: list[Transaction]) -> None:

@@ -12,10 +12,10 @@ from services.fraud.model import GROUPS, INPUTS, OUTPUTS, probabilities, reasons
 from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
 from shared.models.repository import ModelRepository
-from shared.runtime.scorer import LoadContext, Scored
+from shared.runtime.scorer import LoadContext
 from shared.runtime.state import StateStore
-from shared.schemas.payments import FraudScore, Transaction
-from tests.support.fraud import T0, events, txn
+from shared.schemas.payments import Transaction
+from tests.support.fraud import T0, events, scores_of, txn
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -39,12 +39,11 @@ def test_default_model_declines_card_testing_and_explains_it() -> None:
     attack = [txn(100 + i, ts_ms=T0 + i * 8_000, amount=1.2 + i / 10, device_id="dnew", ip_country="BR",
                   merchant_category="digital_goods") for i in range(8)]  # fmt: skip
     results = scorer.score(events(history + attack))
-    scores = [r.outputs[0].value for r in results if isinstance(r, Scored)]
-    assert all(isinstance(s, FraudScore) for s in scores)
+    scores = scores_of(results)
     normal, burst = scores[5:20], scores[20:]
-    assert max(s.probability for s in normal) < settings.review_threshold  # type: ignore[attr-defined]
-    assert burst[-1].decision == "decline"  # type: ignore[attr-defined]
-    assert burst[-1].reasons, "a decline carries reason codes"  # type: ignore[attr-defined]
+    assert max(s.probability for s in normal) < settings.review_threshold
+    assert burst[-1].decision == "decline"
+    assert burst[-1].reasons, "a decline carries reason codes"
 
 
 def test_reasons_point_at_the_feature_that_was_pushed(sim_like: list[Transaction]) -> None:

@@ -16,7 +16,7 @@ from shared.runtime.scorer import Rejected, Scored
 from shared.runtime.state import StateStore
 from shared.schemas.base import decode
 from shared.schemas.payments import FraudScore, Transaction
-from tests.support.fraud import T0, StubSlot, events, make_scorer, txn
+from tests.support.fraud import T0, StubSlot, events, make_scorer, score_record, scores_of, txn
 
 
 def _burst(n: int, user: str = "u1", start: int = 0) -> list[Transaction]:
@@ -24,13 +24,8 @@ def _burst(n: int, user: str = "u1", start: int = 0) -> list[Transaction]:
 
 
 def _scores(results: list[Scored | Rejected]) -> list[FraudScore]:
-    out = []
-    for r in results:
-        assert isinstance(r, Scored)
-        value = r.outputs[0].value
-        assert isinstance(value, FraudScore)
-        out.append(value)
-    return out
+    assert all(isinstance(r, Scored) for r in results)
+    return scores_of(results)
 
 
 def test_service_module_exports_the_two_names() -> None:
@@ -61,7 +56,7 @@ def test_a_burst_is_declined_with_an_alert_and_velocity_reasons() -> None:
     assert [s.decision for s in scores] == ["approve", "approve", "approve", "decline", "decline"]
     assert all(len(r.outputs) == 1 for r in results[:3])  # type: ignore[union-attr]
     alert = results[3].outputs[1]  # type: ignore[union-attr]
-    assert alert.topic == "fraud.alerts" and alert.value == scores[3]
+    assert alert.topic == "fraud.alerts" and score_record(alert) == scores[3]
     assert scores[3].reasons[0] == "velocity_1m"
     assert scores[0].reasons == ()  # approvals are not explained by default
     assert scores[3].model_version == "v0042" and scores[3].event_ts_ms == T0 + 15_000
@@ -87,7 +82,7 @@ def test_state_is_carried_across_batches_and_through_the_changelog() -> None:
     changelog = [(c.key.encode(), c.value) for c in state.drain_changes()]
     restored = StateStore()
     restored.apply_changelog(3, changelog)
-    assert restored.get(3, "u1") == json.loads(json.dumps(state.get(3, "u1")))
+    assert restored.get_value(3, "u1") == state.get_value(3, "u1")
     after_restart, _, _ = make_scorer(state=restored)
     later = _scores(list(after_restart.score(events(_burst(4)[2:], partition=3))))
     assert [s.decision for s in later] == ["approve", "decline"]
@@ -126,7 +121,7 @@ def test_retry_policy_raises_and_leaves_state_untouched() -> None:
     scorer, _, state = make_scorer(StubSlot(_broken))
     with pytest.raises(ScoringError):
         scorer.score(events(_burst(3)))
-    assert state.get(0, "u1") is None  # a retry of the batch computes the same features
+    assert state.get_value(0, "u1") is None  # a retry of the batch computes the same features
 
 
 def test_fail_open_decides_with_the_rules() -> None:
@@ -135,7 +130,7 @@ def test_fail_open_decides_with_the_rules() -> None:
     assert [s.decision for s in scores] == ["approve", "approve", "approve", "review", "review"]
     assert scores[3].reasons == (MODEL_UNAVAILABLE, "velocity_1m")
     assert scores[4].reasons == (MODEL_UNAVAILABLE, "high_amount")
-    assert state.get(0, "u1") is not None
+    assert state.get_value(0, "u1") is not None
 
 
 def test_fail_closed_holds_every_payment() -> None:

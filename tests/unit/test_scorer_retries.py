@@ -36,7 +36,7 @@ from sim.clickstream import ClickstreamSim
 from sim.payments import PaymentsSim
 from sim.pricing import PricingSim
 from sim.registry import world_for
-from tests.support.fraud import T0, txn
+from tests.support.fraud import T0, score_record, txn
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PARTITIONS = 3
@@ -239,5 +239,5 @@ def test_fraud_stream_with_one_model_failure_equals_an_uninterrupted_run(monkeyp
 
 
 def score_of(result: ScoreResult) -> FraudScore:
-    assert isinstance(result, Scored) and isinstance(result.outputs[0].value, FraudScore)
-    return result.outputs[0].value
+    assert isinstance(result, Scored)
+    return score_record(result.outputs[0])
