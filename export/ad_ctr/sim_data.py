@@ -52,7 +52,7 @@ def _encode(events: Sequence[tuple[AdRequest, dict[str, Any]]], spec: FeatureSpe
     ctr: list[float] = []
     for request, truth in events:
         rows.extend(candidate_rows(request))
-        creative.extend(catalogue.add(c.creative_id, c.title) for c in request.candidates)
+        creative.extend(catalogue.add(c["creative_id"], c["title"]) for c in request.candidates)
         label.extend(truth["click"])
         ctr.extend(truth["ctr"])
     data = CtrData(encode_rows(spec, rows), np.asarray(label, dtype=np.int64), np.asarray(creative, dtype=np.int64))

@@ -18,7 +18,7 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
@@ -103,12 +103,13 @@ CONTEXT_FIELDS = ("device", "slot", "site_or_app", "hour", "user_segment")
 """Fields of the request itself, the same for each of its candidates."""
 AD_FIELDS = ("advertiser_id", "category", "ad_id", "creative_id")
 """Fields of one candidate ad."""
+_AD_VALUES = itemgetter(*AD_FIELDS)
 
 
 def candidate_rows(request: AdRequest) -> list[dict[str, object]]:
     """One feature row per candidate: the request's context joined with the candidate's ad."""
     context: dict[str, object] = {f: getattr(request, f) for f in CONTEXT_FIELDS}
-    return [context | {f: getattr(c, f) for f in AD_FIELDS} for c in request.candidates]
+    return [context | dict(zip(AD_FIELDS, _AD_VALUES(c), strict=True)) for c in request.candidates]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +137,9 @@ class CandidateColumns:
         return cls(
             counts=counts,
             context={f: list(map(attrgetter(f), requests)) for f in CONTEXT_FIELDS},
-            ads={f: list(map(attrgetter(f), candidates)) for f in AD_FIELDS},
-            titles=list(map(attrgetter("title"), candidates)),
-            bids=np.fromiter(map(attrgetter("bid"), candidates), dtype=np.float64, count=len(candidates)),
+            ads={f: list(map(itemgetter(f), candidates)) for f in AD_FIELDS},
+            titles=list(map(itemgetter("title"), candidates)),
+            bids=np.fromiter(map(itemgetter("bid"), candidates), dtype=np.float64, count=len(candidates)),
         )
 
 

@@ -68,7 +68,7 @@ class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
             return Rejected("no_candidates", "the request has no candidate ads")
         if n > self.settings.max_candidates:
             return Rejected("too_many_candidates", f"{n} candidates > max_candidates={self.settings.max_candidates}")
-        bad = [c.ad_id for c in request.candidates if not (math.isfinite(c.bid) and c.bid > 0)]
+        bad = [c["ad_id"] for c in request.candidates if not (math.isfinite(c["bid"]) and c["bid"] > 0)]
         if bad:
             return Rejected("invalid_bid", f"bids must be finite and > 0; bad for ads {bad[:5]}")
         return None

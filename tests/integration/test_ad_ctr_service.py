@@ -75,7 +75,7 @@ def test_requests_are_scored_and_ranked_and_bad_ones_dead_lettered(
     assert {len(r.candidates) for r in requests.values()} >= {1, MAX_CANDIDATES}
     for s in scores:
         req = requests[s.request_id]
-        assert [c.ad_id for c in s.candidates] == [c.ad_id for c in req.candidates]
+        assert [c.ad_id for c in s.candidates] == [c["ad_id"] for c in req.candidates]
         assert all(0.0 <= c.pctr <= 1.0 for c in s.candidates)
         ranked = sorted(s.candidates, key=lambda c: c.rank)
         assert all(a.bid * a.pctr >= b.bid * b.pctr for a, b in itertools.pairwise(ranked))

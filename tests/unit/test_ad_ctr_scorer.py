@@ -16,7 +16,7 @@ from services.ad_ctr.settings import AdCtrSettings
 from shared.errors import InvalidEvent, ModelError, ScoringError
 from shared.models.session import OnnxModel
 from shared.runtime.scorer import Event, LoadContext, Rejected, Scored, ScoreResult
-from shared.schemas.ads import AdCandidate, AdRequest, CtrScores
+from shared.schemas.ads import AdRequest, CtrScores
 from shared.schemas.base import decode
 from sim.registry import make_stream
 
@@ -84,7 +84,7 @@ def test_every_candidate_gets_a_pctr_and_ranks_follow_bid_times_pctr(loaded: AdC
     for req, res, out in zip(reqs, results, scores_of(results), strict=True):
         assert isinstance(res, Scored) and res.outputs[0].key == req.request_id
         assert out.request_id == req.request_id and out.event_ts_ms == req.ts_ms
-        assert [c.ad_id for c in out.candidates] == [c.ad_id for c in req.candidates]
+        assert [c.ad_id for c in out.candidates] == [c["ad_id"] for c in req.candidates]
         assert all(0.0 <= c.pctr <= 1.0 for c in out.candidates)
         by_rank = sorted(out.candidates, key=lambda c: c.rank)
         assert all(a.expected_value >= b.expected_value for a, b in itertools.pairwise(by_rank))
@@ -100,7 +100,7 @@ def test_one_ctr_call_per_batch_and_the_text_encoder_only_on_cache_misses(monkey
     sc.score(events(reqs))
     n_cands = sum(len(r.candidates) for r in reqs)
     assert ctr.calls == 1 and ctr.rows == [n_cands]
-    assert text.calls == 1 and text.rows[0] == len({c.creative_id for r in reqs for c in r.candidates})
+    assert text.calls == 1 and text.rows[0] == len({c["creative_id"] for r in reqs for c in r.candidates})
     sc.score(events(reqs))
     assert ctr.calls == 2 and text.calls == 1  # every creative was cached
     assert sc.cache.hits == n_cands
@@ -128,10 +128,8 @@ def test_business_limits_reject_with_a_reason_and_the_rest_still_scores() -> Non
     big = next(r for r in requests(50) if len(r.candidates) > 3)
     cand = good.candidates[0]
     empty = AdRequest.model_construct(**{**dict(good), "candidates": ()})
-    nan_bid = AdRequest.model_construct(**{**dict(good), "candidates": (
-        AdCandidate.model_construct(**{**dict(cand), "bid": float("nan")}),)})
-    negative = AdRequest.model_construct(**{**dict(good), "candidates": (
-        AdCandidate.model_construct(**{**dict(cand), "bid": -1.0}),)})
+    nan_bid = AdRequest.model_construct(**{**dict(good), "candidates": ({**cand, "bid": float("nan")},)})
+    negative = AdRequest.model_construct(**{**dict(good), "candidates": ({**cand, "bid": -1.0},)})
     results = sc.score(events([big, good, empty, nan_bid, negative, good]))
     assert isinstance(results[1], Scored) and isinstance(results[5], Scored)
     assert [s.request_id for s in scores_of([results[1], results[5]])] == [good.request_id] * 2

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -27,7 +28,9 @@ from services.ad_ctr.features import (
     title_tokens,
 )
 from services.ad_ctr.ranking import batch_expected_value_ranks, expected_value_ranks
+from shared.errors import InvalidEvent
 from shared.schemas.ads import AdRequest
+from shared.schemas.base import decode
 from sim.registry import make_stream
 
 
@@ -210,3 +213,27 @@ def test_the_cache_matches_an_lru_of_one_id_at_a_time(capacity: int, batches: li
         assert got.dtype == np.float32
         assert list(cache._slots) == list(reference.rows), "the same ids, in the same recency order"
     assert got_calls == want_calls and (cache.hits, cache.misses) == (reference.hits, reference.misses)
+
+
+def _without(field: str) -> Callable[[dict[str, object]], object]:
+    return lambda c: {k: v for k, v in c.items() if k != field}
+
+
+@pytest.mark.parametrize(("change", "reason", "message"), [
+    (lambda c: 1, "malformed_json", "candidates.0: Input should be an object"),
+    (lambda c: [c], "malformed_json", "candidates.0: Input should be an object"),
+    (lambda c: {**c, "x": 1}, "unknown_field", "candidates.0.x: Extra inputs are not permitted"),
+    (_without("bid"), "missing_field", "candidates.0.bid: Field required"),
+    (lambda c: {**c, "bid": "1.0"}, "invalid_value", "candidates.0.bid: Input should be a valid number"),
+    (lambda c: {**c, "ad_id": "a b"}, "invalid_value", "candidates.0.ad_id: String should match pattern"),
+])
+def test_candidates_are_plain_dicts_refused_for_the_reasons_models_gave(
+    change: Callable[[dict[str, object]], object], reason: str, message: str
+) -> None:
+    # Candidates are typed dicts (no model object per candidate); their dead letters must not change.
+    event = json.loads(next(make_stream("ads").iter_json(1)))
+    assert type(decode(AdRequest, json.dumps(event)).candidates[0]) is dict
+    event["candidates"][0] = change(event["candidates"][0])
+    with pytest.raises(InvalidEvent) as info:
+        decode(AdRequest, json.dumps(event))
+    assert info.value.reason == reason and message in info.value.detail

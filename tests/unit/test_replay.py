@@ -51,8 +51,8 @@ def test_ipinyou_replays_impressions_as_single_candidate_requests(data_dir: Path
     assert [r.device for r in requests] == ["desktop", "mobile", "other", "mobile"]
     assert requests[0].user_id == "ip-other" and requests[1].user_id == "ip-60.22.69"
     assert requests[0].site_or_app == "6e9c0e0b" and requests[1].site_or_app == "app"
-    assert requests[1].candidates[0].ad_id == "ipy-adv2997-cr11908"
-    assert [r.candidates[0].bid for r in requests] == [0.305, 0.055, 1.5, 0.005]
+    assert requests[1].candidates[0]["ad_id"] == "ipy-adv2997-cr11908"
+    assert [r.candidates[0]["bid"] for r in requests] == [0.305, 0.055, 1.5, 0.005]
     assert [r.ts_ms for r in requests] == sorted(r.ts_ms for r in requests)
     assert requests[1].ts_ms < requests[2].ts_ms  # two impressions in one hour are spread over it
     assert {topic for topic, _ in records} == {"ads.impressions"}
