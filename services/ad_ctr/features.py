@@ -214,7 +214,7 @@ class TextSpec:
 def title_tokens(title: str) -> list[str]:
     """Lower-cased words plus word bigrams, in order."""
     words = _WORD.findall(title.lower())
-    return words + [f"{a}_{b}" for a, b in itertools.pairwise(words)]
+    return words + list(map("_".join, itertools.pairwise(words)))
 
 
 def encode_titles(spec: TextSpec, titles: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
