@@ -151,7 +151,7 @@ class BucketMemo:
     field's memo is emptied when it would pass ``max_values``, so memory stays bounded.
     """
 
-    def __init__(self, spec: FeatureSpec, max_values: int = 200_000) -> None:
+    def __init__(self, spec: FeatureSpec, max_values: int = 50_000) -> None:
         self.spec = spec
         self.max_values = max_values
         self._ids: list[dict[object, int]] = [{} for _ in spec.fields]
