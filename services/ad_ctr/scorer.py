@@ -87,6 +87,8 @@ class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
             self.cache.clear()  # embeddings of the previous text encoder do not fit the new graph
             self._serving_version = loaded.manifest.version
         self._last_pctr = _NO_SCORES
+        if not batch:
+            return []
         requests = [e.value for e in batch]
         columns = CandidateColumns.of(requests)
         results = self._checked(requests, columns)

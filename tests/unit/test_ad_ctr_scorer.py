@@ -190,6 +190,7 @@ def test_business_metrics_observe_the_pctrs_of_the_last_scored_batch(loaded: AdC
     child = metrics.score.labels("ad_ctr")
     observed = sum(bucket.get() for bucket in child._buckets)
     assert observed == sum(len(r.candidates) for r in reqs)
+    assert loaded.score([]) == []
     assert child._sum.get() == pytest.approx(sum(p for ps in pctrs(results) for p in ps))
 
 
