@@ -62,7 +62,7 @@ def reasons(controls: ControlColumns, bound_by: MaskArray, settings: PricingSett
     texts = {m: (plain + "; bound by " + ", ".join(names_of(m)) if m else plain)[:500] for m in set(masks)}
     out = [texts[m] for m in masks]
     for row in np.flatnonzero(controls.kill | ~np.isnan(controls.fixed_price)).tolist():
-        out[row] = _operator_reason(controls.controls[row])[:500]
+        out[row] = _operator_reason(controls.of_row(row))[:500]
     return out
 
 

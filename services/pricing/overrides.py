@@ -127,8 +127,20 @@ class ControlColumns(NamedTuple):
     fixed_price: FloatArray
     floor: FloatArray
     ceiling: FloatArray
-    controls: Sequence[Controls]
-    """Each row's :class:`Controls` (shared objects; for the texts of the few rows that need them)."""
+    distinct: Sequence[Controls]
+    """The batch's distinct :class:`Controls` (for the texts of the few rows that need them)."""
+    code: npt.NDArray[np.intp]
+    """Each row's index into ``distinct``."""
+
+    def of_row(self, row: int) -> Controls:
+        return self.distinct[int(self.code[row])]
+
+    def take(self, rows: npt.NDArray[np.intp]) -> ControlColumns:
+        """These rows (the config columns are left as they are: only the guardrails read them)."""
+        return self._replace(
+            ending=self.ending[rows], kill=self.kill[rows], fixed_price=self.fixed_price[rows],
+            floor=self.floor[rows], ceiling=self.ceiling[rows], code=self.code[rows],
+        )  # fmt: skip
 
 
 def control_columns(skus: Sequence[str], source: ConfigSource, defaults: GuardrailConfig) -> ControlColumns:
@@ -157,5 +169,6 @@ def _columns(distinct: Sequence[Controls], code: npt.NDArray[np.intp], uniform: 
         fixed_price=column([c.fixed_price for c in distinct]),
         floor=column([c.floor for c in distinct]),
         ceiling=column([c.ceiling for c in distinct]),
-        controls=[distinct[i] for i in code.tolist()],
+        distinct=distinct,
+        code=code,
     )

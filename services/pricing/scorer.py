@@ -107,7 +107,7 @@ class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
         """The decision and the forecast of each priced row, and the batch's price changes for the metrics."""
         sku = [req.sku[i] for i in priced.tolist()]
         current = req.current_price[priced]
-        reason = reasons(_rows(controls, priced), choice.bound_by, self.settings)
+        reason = reasons(controls.take(priced), choice.bound_by, self.settings)
         out = encode_outputs(sku, current, req.unit_cost[priced], req.ts_ms[priced], choice, reason, version)
         self._changes = (out.recommended / current - 1.0).tolist()
         topic = self.settings.forecast_topic
@@ -149,13 +149,6 @@ def _controlled(limits: LimitColumns, inputs: InputColumns, controls: ControlCol
         lo_by=np.where(pinned, names, limits.lo_by), hi_by=np.where(pinned, names, limits.hi_by),
         relaxed=np.where(pinned, 0, limits.relaxed),
     )  # fmt: skip
-
-
-def _rows(controls: ControlColumns, rows: npt.NDArray[np.intp]) -> ControlColumns:
-    return controls._replace(
-        kill=controls.kill[rows], fixed_price=controls.fixed_price[rows],
-        controls=[controls.controls[i] for i in rows.tolist()],
-    )
 
 
 def _with_rejections(scored: list[ScoreResult], limits: LimitColumns) -> list[ScoreResult]:
