@@ -135,7 +135,9 @@ def length_groups(rows_of_length: Sequence[int]) -> list[int]:
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` columns per row, best first, by ``argpartition`` (no full sort of all items).
 
-    Returns ``(columns, values)``, each ``[rows, k]``; excluded items should carry ``-inf``.
+    Returns ``(columns, values)``, each ``[rows, k]``; excluded items should carry ``-inf``. The
+    scorer takes its top K in the graph (:mod:`services.recommendation.head`); this is what the tests
+    hold that head to. Among equal values the order here is unspecified, the head's lower token first.
     """
     k = min(k, scores.shape[1])
     part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
