@@ -79,6 +79,6 @@ def outputs_for(
     })  # fmt: skip
     alerts = settings.alerts_topic
     return [
-        Scored((Output(value=v), Output(value=v, topic=alerts)) if d == "decline" else (Output(value=v),))
+        Scored((Output(v), Output(v, None, alerts)) if d == "decline" else (Output(v),))
         for v, d in zip(encoded, decisions, strict=True)
     ]

@@ -8,7 +8,6 @@ computes a feature.
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -152,9 +151,11 @@ def payments(txns: Sequence[Txn]) -> Payments:
 
 def known_ids(txns: Sequence[Txn] | Sequence[Transaction]) -> np.ndarray:
     """``[rows, 2]``: the :func:`value_id` of each payment's device and IP country, hashed once per distinct value."""
-    values = [(t.device_id, t.ip_country) for t in txns]
-    ids = {v: value_id(v) for v in set(itertools.chain.from_iterable(values))}
-    return np.array([(ids[d], ids[c]) for d, c in values], dtype=np.uint64).reshape(len(values), 2)
+    devices, countries = [t.device_id for t in txns], [t.ip_country for t in txns]
+    ids = {v: value_id(v) for v in {*devices, *countries}}
+    out = np.empty((len(txns), 2), dtype=np.uint64)
+    out[:, 0], out[:, 1] = [ids[v] for v in devices], [ids[v] for v in countries]
+    return out
 
 
 def observe_batch(

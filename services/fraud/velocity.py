@@ -28,6 +28,7 @@ buckets (so it spans 23-24 h). Updates are idempotent per transaction id while t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 from collections.abc import Sequence
@@ -63,8 +64,10 @@ def txn_crc(txn_id: str) -> int:
     return zlib.crc32(txn_id.encode("utf-8"))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def value_id(value: str) -> int:
-    """A stable 64-bit id of a device or country: the state keeps numbers, not strings."""
+    """A stable 64-bit id of a device or country: the state keeps numbers, not strings (cached:
+    countries and returning users' devices come back batch after batch)."""
     return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "little")
 
 
@@ -99,19 +102,16 @@ class VelocityTable:
         most = [max(column, default=0) for column in zip(*sizes, strict=True)] or [0, 0, 0]
         cr, ch, ck = (max(1, min(cap, m + growth)) for cap, m in zip((MAX_RECENT, MAX_HOURS, MAX_KNOWN), most,
                                                                       strict=True))  # fmt: skip
-        rw, hw, kw = cr * RECENT.itemsize, ch * HOURS.itemsize, ck * KNOWN.itemsize
-        heads, recent, hours, known = [], [], [], []
-        for b, (nr, nh, nk) in zip(blobs, sizes, strict=True):
+        record = _record(cr, ch, ck)
+        head_and_recent, hw, kw = _offset(record, "h"), ch * HOURS.itemsize, ck * KNOWN.itemsize
+        chunks: list[bytes] = []
+        for b, (nr, nh, nk) in zip(blobs, sizes, strict=True):  # each user padded to the record's size
             a = _START + nr * RECENT.itemsize
             h = a + nh * HOURS.itemsize
-            heads.append(b[1:_START])
-            recent.append(b[_START:a].ljust(rw, b"\0"))
-            hours.append(b[a:h].ljust(hw, b"\0"))
-            known.append(b[h : h + nk * KNOWN.itemsize].ljust(kw, b"\0"))
-        head = np.frombuffer(b"".join(heads), dtype=HEADER)
-        r = np.frombuffer(b"".join(recent), dtype=RECENT).reshape(len(blobs), cr)
-        hr = np.frombuffer(b"".join(hours), dtype=HOURS).reshape(len(blobs), ch)
-        k = np.frombuffer(b"".join(known), dtype=KNOWN).reshape(len(blobs), ck)
+            chunks += (b[:a].ljust(head_and_recent, b"\0"), b[a:h].ljust(hw, b"\0"),
+                       b[h : h + nk * KNOWN.itemsize].ljust(kw, b"\0"))  # fmt: skip
+        rows = np.frombuffer(b"".join(chunks), dtype=record)
+        head, r, hr, k = rows["head"], rows["r"], rows["h"], rows["k"]
         i64, f64 = np.int64, np.float64
         return cls(
             nr=head["nr"].astype(i64), nh=head["nh"].astype(i64), nk=np.stack([head["nd"], head["nc"]], 1).astype(i64),
@@ -124,27 +124,24 @@ class VelocityTable:
 
     def dump(self) -> list[bytes]:
         """Each user's stored form: only the used entries are written."""
-        users = len(self.n)
-        head = np.empty(users, dtype=HEADER)
+        record = _record(self.rts.shape[1], self.hh.shape[1], self.kid.shape[2])
+        rows = np.empty(len(self.n), dtype=record)
+        rows["v"] = VERSION[0]
+        head, recent, hours, known = rows["head"], rows["r"], rows["h"], rows["k"]
         for name in ("nr", "nh", "n", "mu", "m2", "first", "last"):
             head[name] = getattr(self, name)
         head["nd"], head["nc"] = self.nk[:, 0], self.nk[:, 1]
-        recent = np.empty(self.rts.shape, dtype=RECENT)
         recent["rts"], recent["ramt"], recent["rcrc"] = self.rts, self.ramt, self.rcrc
-        hours = np.empty(self.hh.shape, dtype=HOURS)
         hours["hh"], hours["hcnt"], hours["hamt"] = self.hh, self.hcnt, self.hamt
-        known = np.empty((users, self.kid.shape[2]), dtype=KNOWN)
         known["dev"], known["cty"] = self.kid[:, 0], self.kid[:, 1]
         known["dts"], known["cts"] = self.kts[:, 0], self.kts[:, 1]
-        hb, rb, hrb, kb = (memoryview(a.tobytes()) for a in (head, recent, hours, known))
-        hs, rs, hrs, ks = HEADER.itemsize, RECENT.itemsize, HOURS.itemsize, KNOWN.itemsize
-        rrow, hrow, krow = self.rts.shape[1] * rs, self.hh.shape[1] * hrs, self.kid.shape[2] * ks
-        return [
-            b"".join((VERSION, hb[i * hs : (i + 1) * hs], rb[i * rrow : i * rrow + nr * rs],
-                      hrb[i * hrow : i * hrow + nh * hrs], kb[i * krow : i * krow + nk * ks]))
-            for i, (nr, nh, nk) in enumerate(zip(self.nr.tolist(), self.nh.tolist(), self.nk.max(1).tolist(),
-                                                 strict=True))
-        ]  # fmt: skip
+        buf = rows.tobytes()
+        size, at_hours, at_known = record.itemsize, _offset(record, "h"), _offset(record, "k")
+        base = np.arange(len(self.n)) * size
+        ends = np.stack([base + _START + self.nr * RECENT.itemsize, base + at_hours,
+                         base + at_hours + self.nh * HOURS.itemsize, base + at_known,
+                         base + at_known + self.nk.max(1) * KNOWN.itemsize], 1).tolist()  # fmt: skip
+        return [buf[b:r] + buf[h:he] + buf[k:ke] for b, (r, h, he, k, ke) in zip(base.tolist(), ends, strict=True)]
 
     def take(self, rows: np.ndarray) -> VelocityTable:
         """A copy of some users' rows."""
@@ -154,6 +151,18 @@ class VelocityTable:
         """Write ``other``'s rows back as rows ``rows`` (the inverse of :meth:`take`)."""
         for name in self.__slots__:
             getattr(self, name)[rows] = getattr(other, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _record(recent: int, hours: int, known: int) -> np.dtype[Any]:
+    """One user's stored form with its windows padded to the batch's slots, as one fixed-size record."""
+    return np.dtype([("v", "u1"), ("head", HEADER), ("r", RECENT, (recent,)), ("h", HOURS, (hours,)),
+                     ("k", KNOWN, (known,))])  # fmt: skip
+
+
+def _offset(record: np.dtype[Any], field: str) -> int:
+    assert record.fields is not None
+    return int(record.fields[field][1])
 
 
 # -- legacy JSON states (changelogs written before the binary layout) ---------------------------

@@ -46,16 +46,13 @@ class Payments:
 def rounds_of(keys: Sequence[K]) -> tuple[np.ndarray, np.ndarray, list[K]]:
     """Per payment its user's row and its round; and the users, in the order of their first payments."""
     index: dict[K, int] = {}
-    seen: list[int] = []
-    user, round_ = [], []
-    for key in keys:
-        i = index.setdefault(key, len(index))
-        if i == len(seen):
-            seen.append(0)
-        user.append(i)
-        round_.append(seen[i])
-        seen[i] += 1
-    return np.asarray(user, dtype=np.intp), np.asarray(round_, dtype=np.intp), list(index)
+    user = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.intp, count=len(keys))
+    order = np.argsort(user, kind="stable")  # each user's payments together, in batch order
+    grouped = user[order]
+    starts = np.flatnonzero(np.diff(grouped, prepend=-1))
+    round_ = np.empty(len(keys), dtype=np.intp)
+    round_[order] = np.arange(len(keys)) - np.repeat(starts, np.diff(starts, append=len(keys)))
+    return user, round_, list(index)
 
 
 def observe_and_update(table: VelocityTable, user: np.ndarray, round_: np.ndarray, pay: Payments) -> np.ndarray:
@@ -64,14 +61,18 @@ def observe_and_update(table: VelocityTable, user: np.ndarray, round_: np.ndarra
     raw = np.zeros((len(user), len(RAW_COLUMNS)), dtype=np.float64)
     if not len(user):
         return raw
+    cents = round_cents(pay.amount_eur)
+    log_amount = np.array([math.log1p(max(a, 0.0)) for a in pay.amount_eur.tolist()], dtype=np.float64)
     for k in range(int(round_.max()) + 1):
         idx = np.flatnonzero(round_ == k)
         rows = user[idx]
         whole = k == 0 and len(idx) == len(table.n)  # the first round is every user, in row order
         before = table if whole else table.take(rows)
         p = pay.rows(idx)
-        raw[idx] = observe(before, p)
-        after, fresh = record(before, p)
+        m = Masks.of(before, p)
+        raw[idx] = observe(before, p, m)
+        after = record(before, p, m, cents[idx], log_amount[idx])
+        fresh = m.fresh
         if whole and fresh.all():
             for name in VelocityTable.__slots__:
                 setattr(table, name, getattr(after, name))
@@ -80,21 +81,41 @@ def observe_and_update(table: VelocityTable, user: np.ndarray, round_: np.ndarra
     return raw
 
 
-def observe(s: VelocityTable, p: Payments) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class Masks:
+    """What both :func:`observe` and :func:`record` ask of a round's state, computed once."""
+
+    recent: np.ndarray  # used slots of the recent payments
+    same_txn: np.ndarray  # slots holding this payment's txn id (a redelivery)
+    fresh: np.ndarray  # payments not seen before (per row)
+    hours: np.ndarray  # used slots of the hourly buckets
+    hour: np.ndarray  # the payment's hour
+    known_slots: np.ndarray  # used slots of the devices / countries [rows, 2, slots]
+    same_known: np.ndarray  # slots holding the payment's device / country
+    known: np.ndarray  # users with history
+
+    @classmethod
+    def of(cls, s: VelocityTable, p: Payments) -> Masks:
+        recent = np.arange(s.rts.shape[1]) < s.nr[:, None]
+        same_txn = recent & (s.rcrc == p.crc[:, None])
+        known_slots = np.arange(s.kid.shape[2]) < s.nk[:, :, None]
+        return cls(recent, same_txn, ~same_txn.any(1), np.arange(s.hh.shape[1]) < s.nh[:, None],
+                   p.ts_ms // HOUR_MS, known_slots, known_slots & (s.kid == p.known[:, :, None]), s.n > 0)
+
+
+def observe(s: VelocityTable, p: Payments, m: Masks) -> np.ndarray:
     """:data:`RAW_COLUMNS` of one round's payments (one per user of ``s``)."""
     ts = p.ts_ms[:, None]
-    valid = np.arange(s.rts.shape[1]) < s.nr[:, None]
-    prior = valid & (s.rcrc != p.crc[:, None]) & (s.rts > ts - HOUR_MS) & (s.rts <= ts)
+    prior = m.recent & ~m.same_txn & (s.rts > ts - HOUR_MS) & (s.rts <= ts)
     minute = prior & (ts - s.rts < 60_000)
     n_1h = _count(prior)
-    hour = p.ts_ms // HOUR_MS
-    day = (np.arange(s.hh.shape[1]) < s.nh[:, None]) & (s.hh > (hour - 24)[:, None]) & (s.hh <= hour[:, None])
-    known = s.n > 0
+    day = m.hours & (s.hh > (m.hour - 24)[:, None]) & (s.hh <= m.hour[:, None])
+    known = m.known
     first = np.where(known, s.first, p.ts_ms)
     last_prior = np.where(prior, s.rts, 0).max(1)
     gap = np.where(n_1h > 0, (p.ts_ms - last_prior) / 1000.0,
                    np.where(known & (s.last < p.ts_ms), (p.ts_ms - s.last) / 1000.0, NO_HISTORY_SECS))  # fmt: skip
-    distinct, new = _distinct(s, p, known)
+    distinct, new = _distinct(s, p, m)
     return np.stack([
         p.amount_eur, _count(minute), n_1h, np.where(day, s.hcnt, 0).sum(1),
         _sum(np.where(minute, s.ramt, 0.0)), _sum(np.where(prior, s.ramt, 0.0)), _sum(np.where(day, s.hamt, 0.0)),
@@ -112,35 +133,45 @@ def _sum(x: np.ndarray) -> np.ndarray:
     return np.cumsum(x, axis=1)[:, -1]
 
 
-def _distinct(s: VelocityTable, p: Payments, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct(s: VelocityTable, p: Payments, m: Masks) -> tuple[np.ndarray, np.ndarray]:
     """``[rows, 2]``: distinct devices / countries of the last 24 h with this payment's, and whether the
     payment's is new to a known user."""
     ts = p.ts_ms[:, None, None]
-    valid = np.arange(s.kid.shape[2]) < s.nk[:, :, None]
-    same = valid & (s.kid == p.known[:, :, None])
-    active = valid & (s.kts > ts - DAY_MS) & (s.kts <= ts)
-    return np.count_nonzero(active, axis=2) + ~(active & same).any(2), known[:, None] & ~same.any(2)
+    active = m.known_slots & (s.kts > ts - DAY_MS) & (s.kts <= ts)
+    return (np.count_nonzero(active, axis=2) + ~(active & m.same_known).any(2),
+            m.known[:, None] & ~m.same_known.any(2))  # fmt: skip
 
 
-def record(s: VelocityTable, p: Payments) -> tuple[VelocityTable, np.ndarray]:
-    """The state after one round's payments, and which payments were new (a replayed txn id
-    still in the last hour changes nothing)."""
-    valid = np.arange(s.rts.shape[1]) < s.nr[:, None]
-    fresh = ~(valid & (s.rcrc == p.crc[:, None])).any(1)
-    known = s.n > 0
+def round_cents(x: np.ndarray) -> np.ndarray:
+    """Python's ``round(x, 2)`` of each value, bit for bit, mostly with numpy.
+
+    ``np.round`` scales by 100 and rounds to an integer, and the scaling's own rounding can move a
+    value that lies within an ulp of half a cent to the wrong side; those few are rounded by Python.
+    Elsewhere both pick the same cent count ``k``, and both return the double nearest to ``k / 100``.
+    """
+    scaled = x * 100.0
+    out = np.rint(scaled) / 100.0
+    near_half = np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
+    if near_half.any():
+        out[near_half] = [round(a, 2) for a in x[near_half].tolist()]
+    return out
+
+
+def record(s: VelocityTable, p: Payments, m: Masks, rounded: np.ndarray, x: np.ndarray) -> VelocityTable:
+    """The state after one round's payments (``rounded``: their :func:`round_cents` amounts, ``x``:
+    their ``log1p`` amounts). Only rows of ``m.fresh`` are to be kept: a replayed txn id still in
+    the last hour changes nothing."""
+    known = m.known
     newest = np.where(known, np.maximum(p.ts_ms, s.last), p.ts_ms)
-    rounded = np.array([round(a, 2) for a in p.amount_eur.tolist()], dtype=np.float64)
-    rts, ramt, rcrc, nr = _add_recent(s, p, valid, newest, rounded)
-    hh, hcnt, hamt, nh = _add_hour(s, p, newest, rounded)
-    kid, kts, nk = _remember(s, p)
-    x = np.array([math.log1p(max(a, 0.0)) for a in p.amount_eur.tolist()], dtype=np.float64)
+    rts, ramt, rcrc, nr = _add_recent(s, p, m.recent, newest, rounded)
+    hh, hcnt, hamt, nh = _add_hour(s, p, m, newest, rounded)
+    kid, kts, nk = _remember(s, p, m)
     n = s.n + 1
     delta = x - s.mu
     mu = s.mu + delta / n
     m2 = s.m2 + delta * (x - mu)
     first = np.where(known, np.minimum(p.ts_ms, s.first), p.ts_ms)
-    after = VelocityTable(nr, nh, nk, n, mu, m2, first, newest, rts, ramt, rcrc, hh, hcnt, hamt, kid, kts)
-    return after, fresh
+    return VelocityTable(nr, nh, nk, n, mu, m2, first, newest, rts, ramt, rcrc, hh, hcnt, hamt, kid, kts)
 
 
 def _shifted(slots: int, drop: np.ndarray, pos: np.ndarray, inserted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,14 +199,13 @@ def _add_recent(s: VelocityTable, p: Payments, valid: np.ndarray, newest: np.nda
 
 
 def _window(keep: np.ndarray, at: np.ndarray, new: np.ndarray, old: np.ndarray) -> np.ndarray:
-    return np.where(keep, np.where(at, new[:, None], old), 0).astype(old.dtype)
+    return np.where(keep, np.where(at, new[:, None], old), 0).astype(old.dtype, copy=False)
 
 
-def _add_hour(s: VelocityTable, p: Payments, newest: np.ndarray,
+def _add_hour(s: VelocityTable, p: Payments, m: Masks, newest: np.ndarray,
               rounded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Count the payment in its hour's bucket (a new bucket in hour order); keep 25 hours."""
-    hour = p.ts_ms // HOUR_MS
-    valid = np.arange(s.hh.shape[1]) < s.nh[:, None]
+    hour, valid = m.hour, m.hours
     match = valid & (s.hh == hour[:, None])
     found = match.any(1)
     new = ~found
@@ -187,21 +217,21 @@ def _add_hour(s: VelocityTable, p: Payments, newest: np.ndarray,
     src, at = _shifted(slots, drop, pos, new)
     keep = np.arange(slots) < (count - drop)[:, None]
     rows = np.arange(len(hour))[:, None]
-    old_amount = s.hamt[rows[:, 0], np.minimum(pos, slots - 1)] + p.amount_eur
-    amount = np.where(new, rounded, np.array([round(a, 2) for a in old_amount.tolist()], dtype=np.float64))
+    amount = rounded
+    if found.any():
+        amount = np.where(new, rounded, round_cents(s.hamt[rows[:, 0], np.minimum(pos, slots - 1)] + p.amount_eur))
     counts = s.hcnt[rows, src]
     bumped = np.where(new[:, None], 1, counts + 1)
     return (_window(keep, at & new[:, None], hour, s.hh[rows, src]), np.where(keep, np.where(at, bumped, counts), 0),
             _window(keep, at, amount, s.hamt[rows, src]), count - drop)  # fmt: skip
 
 
-def _remember(s: VelocityTable, p: Payments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _remember(s: VelocityTable, p: Payments, m: Masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Put the payment's device (and country) first with its newest sighting in a most-recently-seen
     list capped at 8."""
     slots = s.kid.shape[2]
-    valid = np.arange(slots) < s.nk[:, :, None]
-    same = valid & (s.kid == p.known[:, :, None])
-    has = same.any(2)
+    same = m.same_known
+    has = np.asarray(same.any(2))
     pos = same.argmax(2)
     users, lists = np.arange(len(pos))[:, None], np.arange(2)[None, :]
     ts = p.ts_ms[:, None]
@@ -212,5 +242,6 @@ def _remember(s: VelocityTable, p: Payments) -> tuple[np.ndarray, np.ndarray, np
     keep = np.arange(slots) < size[:, :, None]
     first = np.arange(slots) == 0
     rows, pair = users[:, :, None], lists[:, :, None]
-    return (np.where(keep, np.where(first, p.known[:, :, None], s.kid[rows, pair, src]), 0).astype(np.uint64),
-            np.where(keep, np.where(first, newest[:, :, None], s.kts[rows, pair, src]), 0), size)  # fmt: skip
+    ids = np.where(keep, np.where(first, p.known[:, :, None], s.kid[rows, pair, src]), 0)
+    seen = np.where(keep, np.where(first, newest[:, :, None], s.kts[rows, pair, src]), 0)
+    return ids.astype(np.uint64, copy=False), seen, size
