@@ -77,45 +77,45 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
 
     def score(self, batch: Sequence[Event[Transaction]]) -> Sequence[ScoreResult]:
         assert self._state is not None, "load() first"
-        results: list[ScoreResult | None] = [None] * len(batch)
-        rows, amounts = self._valid(batch, results)
-        txns = [batch[i].value for i in rows]
-        if not txns:
-            self._last = ([], np.zeros(0))
-            return [r for r in results if r is not None]
-        user, round_, keys = rounds_of([(batch[i].partition, t.user_id) for i, t in zip(rows, txns, strict=True)])
-        pay = Payments(
-            ts_ms=np.array([t.ts_ms for t in txns], dtype=np.int64), amount_eur=np.array(amounts, dtype=np.float64),
-            crc=np.array([txn_crc(t.txn_id) for t in txns], dtype=np.uint32),
-            known=known_ids(txns),
-        )  # fmt: skip
-        raw, states = observe_batch([self._state.get_value(*key) for key in keys], user, round_, pay)
-        scored, decisions, probability = self._decide(txns, numeric_matrix(raw), categorical_matrix(txns))
-        for i, result in zip(rows, scored, strict=True):
-            results[i] = result
-        for (partition, key), state in zip(keys, states, strict=True):  # only after the model succeeded
-            self._state.put(partition, key, state)
-        self._last = (decisions, np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0))
-        return [r for r in results if r is not None]
+        values = [e.value for e in batch]
+        rows, amounts, rejected = self._valid(values)
+        txns = values if not rejected else [values[i] for i in rows]
+        self._last = ([], np.zeros(0))
+        scored: list[Scored] = []
+        if txns:
+            partitions = [e.partition for e in batch] if not rejected else [batch[i].partition for i in rows]
+            user, round_, keys = rounds_of(list(zip(partitions, [t.user_id for t in txns], strict=True)))
+            pay = Payments(ts_ms=np.array([t.ts_ms for t in txns], dtype=np.int64), amount_eur=amounts,
+                           crc=np.array([txn_crc(t.txn_id) for t in txns], dtype=np.uint32), known=known_ids(txns))
+            raw, states = observe_batch([self._state.get_value(*key) for key in keys], user, round_, pay)
+            scored, decisions, probability = self._decide(txns, numeric_matrix(raw), categorical_matrix(txns))
+            for (partition, key), state in zip(keys, states, strict=True):  # only after the model succeeded
+                self._state.put(partition, key, state)
+            self._last = (decisions, np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0))
+        if not rejected:
+            return scored
+        results: list[ScoreResult] = list(rejected.values()) if not scored else []
+        if scored:
+            by_row = dict(zip(rows, scored, strict=True))
+            results = [by_row[i] if i in by_row else rejected[i] for i in range(len(batch))]
+        return results
 
-    def _valid(
-        self, batch: Sequence[Event[Transaction]], results: list[ScoreResult | None]
-    ) -> tuple[list[int], list[float]]:
-        """The rows to score and their EUR amounts; a :class:`Rejected` in ``results`` for the others
-        (checks the schema cannot express: it already refuses missing fields and amounts <= 0)."""
+    def _valid(self, txns: list[Transaction]) -> tuple[list[int], np.ndarray, dict[int, Rejected]]:
+        """The rows to score, their EUR amounts, and the others' :class:`Rejected` by row (checks the
+        schema cannot express: it already refuses missing fields and amounts <= 0)."""
         rates = self.settings.currency_rates
-        rows, amounts = [], []
-        for i, event in enumerate(batch):
-            t = event.value
-            rate = rates.get(t.currency)
-            if rate is None:
-                results[i] = Rejected("unknown_currency", f"no EUR rate for currency {t.currency!r}")
-            elif not t.amount > 0:
-                results[i] = Rejected("invalid_amount", f"amount must be positive, got {t.amount}")
+        rate_of = {c: rates.get(c, np.nan) for c in {t.currency for t in txns}}
+        rate = np.array([rate_of[t.currency] for t in txns], dtype=np.float64)
+        amount = np.array([t.amount for t in txns], dtype=np.float64)
+        ok = ~np.isnan(rate) & (amount > 0)
+        rejected: dict[int, Rejected] = {}
+        for i in np.flatnonzero(~ok).tolist():
+            t = txns[i]
+            if t.currency not in rates:
+                rejected[i] = Rejected("unknown_currency", f"no EUR rate for currency {t.currency!r}")
             else:
-                rows.append(i)
-                amounts.append(t.amount / rate)
-        return rows, amounts
+                rejected[i] = Rejected("invalid_amount", f"amount must be positive, got {t.amount}")
+        return np.flatnonzero(ok).tolist(), (amount / rate)[ok], rejected
 
     def _decide(
         self, txns: list[Transaction], num: np.ndarray, cat: np.ndarray
