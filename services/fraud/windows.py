@@ -99,7 +99,7 @@ class Masks:
         recent = np.arange(s.rts.shape[1]) < s.nr[:, None]
         same_txn = recent & (s.rcrc == p.crc[:, None])
         known_slots = np.arange(s.kid.shape[2]) < s.nk[:, :, None]
-        return cls(recent, same_txn, ~same_txn.any(1), np.arange(s.hh.shape[1]) < s.nh[:, None],
+        return cls(recent, same_txn, ~np.logical_or.reduce(same_txn, axis=1), np.arange(s.hh.shape[1]) < s.nh[:, None],
                    p.ts_ms // HOUR_MS, known_slots, known_slots & (s.kid == p.known[:, :, None]), s.n > 0)
 
 
@@ -112,12 +112,12 @@ def observe(s: VelocityTable, p: Payments, m: Masks) -> np.ndarray:
     day = m.hours & (s.hh > (m.hour - 24)[:, None]) & (s.hh <= m.hour[:, None])
     known = m.known
     first = np.where(known, s.first, p.ts_ms)
-    last_prior = np.where(prior, s.rts, 0).max(1)
+    last_prior = np.maximum.reduce(np.where(prior, s.rts, 0), axis=1)
     gap = np.where(n_1h > 0, (p.ts_ms - last_prior) / 1000.0,
                    np.where(known & (s.last < p.ts_ms), (p.ts_ms - s.last) / 1000.0, NO_HISTORY_SECS))  # fmt: skip
     distinct, new = _distinct(s, p, m)
     return np.stack([
-        p.amount_eur, _count(minute), n_1h, np.where(day, s.hcnt, 0).sum(1),
+        p.amount_eur, _count(minute), n_1h, np.add.reduce(np.where(day, s.hcnt, 0), axis=1),
         _sum(np.where(minute, s.ramt, 0.0)), _sum(np.where(prior, s.ramt, 0.0)), _sum(np.where(day, s.hamt, 0.0)),
         np.maximum(1.0, (p.ts_ms - first) / HOUR_MS), distinct[:, 0], distinct[:, 1], gap, s.n, s.mu, s.m2,
         new[:, 0], new[:, 1],
@@ -125,12 +125,12 @@ def observe(s: VelocityTable, p: Payments, m: Masks) -> np.ndarray:
 
 
 def _count(mask: np.ndarray) -> np.ndarray:
-    return np.asarray(np.count_nonzero(mask, axis=1))
+    return np.asarray(np.add.reduce(mask, axis=1))  # the ufunc itself: np.count_nonzero(axis=) is Python
 
 
 def _sum(x: np.ndarray) -> np.ndarray:
     """Row sums added left to right, as Python's ``sum`` adds (``np.sum`` adds pairwise)."""
-    return np.cumsum(x, axis=1)[:, -1]
+    return x.cumsum(axis=1)[:, -1]
 
 
 def _distinct(s: VelocityTable, p: Payments, m: Masks) -> tuple[np.ndarray, np.ndarray]:
@@ -138,8 +138,8 @@ def _distinct(s: VelocityTable, p: Payments, m: Masks) -> tuple[np.ndarray, np.n
     payment's is new to a known user."""
     ts = p.ts_ms[:, None, None]
     active = m.known_slots & (s.kts > ts - DAY_MS) & (s.kts <= ts)
-    return (np.count_nonzero(active, axis=2) + ~(active & m.same_known).any(2),
-            m.known[:, None] & ~m.same_known.any(2))  # fmt: skip
+    return (np.add.reduce(active, axis=2) + ~np.logical_or.reduce(active & m.same_known, axis=2),
+            m.known[:, None] & ~np.logical_or.reduce(m.same_known, axis=2))  # fmt: skip
 
 
 def round_cents(x: np.ndarray) -> np.ndarray:
@@ -207,7 +207,7 @@ def _add_hour(s: VelocityTable, p: Payments, m: Masks, newest: np.ndarray,
     """Count the payment in its hour's bucket (a new bucket in hour order); keep 25 hours."""
     hour, valid = m.hour, m.hours
     match = valid & (s.hh == hour[:, None])
-    found = match.any(1)
+    found = np.logical_or.reduce(match, axis=1)
     new = ~found
     pos = np.where(found, match.argmax(1), _count(valid & (s.hh < hour[:, None])))
     expired = newest // HOUR_MS - MAX_HOURS
@@ -231,7 +231,7 @@ def _remember(s: VelocityTable, p: Payments, m: Masks) -> tuple[np.ndarray, np.n
     list capped at 8."""
     slots = s.kid.shape[2]
     same = m.same_known
-    has = np.asarray(same.any(2))
+    has = np.logical_or.reduce(same, axis=2)
     pos = same.argmax(2)
     users, lists = np.arange(len(pos))[:, None], np.arange(2)[None, :]
     ts = p.ts_ms[:, None]
