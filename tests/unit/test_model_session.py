@@ -39,6 +39,12 @@ def test_cpu_only_request_uses_cpu_and_thread_setting() -> None:
     assert model.inputs == LINEAR_INPUTS and model.outputs == LINEAR_OUTPUTS
 
 
+def test_worker_threads_do_not_spin_between_runs() -> None:
+    """A stream's batches come with gaps; a spinning worker burned a core in them."""
+    model = OnnxModel(linear_onnx(), providers=["cpu"], intra_op_threads=2)
+    assert model._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_spec_mismatch_names_the_problem() -> None:
     model = OnnxModel(linear_onnx(), name="ad_ctr", version="v0002", providers=["cpu"])
     model.check_spec(LINEAR_INPUTS, LINEAR_OUTPUTS)
