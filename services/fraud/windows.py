@@ -3,6 +3,8 @@
 Payments are taken in rounds: round ``k`` holds the ``k``-th payment of every user of the batch,
 so a round never holds two payments of one user and is computed with numpy for all its users at
 once; a user's later payments see the earlier ones, in batch order, as one payment at a time would.
+A round costs about 200 µs whatever its size, so a batch in which one user has many payments (a
+flood, or a backlog of one heavy user) costs more per payment than the usual one or two rounds.
 
 The arithmetic repeats the per-payment definitions operation for operation (sums left to right
 with ``cumsum``, Python's ``round`` and ``math.log1p`` where they were used), so features and
