@@ -127,8 +127,8 @@ def in_memory_recommendation(events: list[dict[str, object]]) -> RecoScores:
     last = results[-1]
     assert isinstance(last, Scored)
     value = last.outputs[0].value
-    assert isinstance(value, RecoScores)
-    return value
+    assert isinstance(value, bytes)  # encoded in bulk from columns
+    return RecoScores.model_validate_json(value)
 
 
 def test_history_from_before_a_sigkill_is_used_after_the_restart(
