@@ -54,6 +54,7 @@ def scores(scorer: ModelScorer[Any, Any]) -> list[tuple[float, str]]:
     for result in scorer.score(batch()):
         assert isinstance(result, Scored)
         value = result.outputs[0].value
+        assert not isinstance(value, bytes)  # the docs' example builds its outputs as models
         out.append((value.score, value.model_version))  # type: ignore[attr-defined]
     return out
 
