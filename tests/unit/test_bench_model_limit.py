@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tools.bench import model_limit
 from tools.bench.model_limit import BATCH_SIZES, ModelLimit, still_rising, sweep, thread_counts
 
 
@@ -77,3 +78,13 @@ def test_thread_labels() -> None:
     limit = ModelLimit("fraud", "fraud", "v1", "CPUExecutionProvider", "fp32", 1.0, [], threads=2, all_cores=True)
     assert limit.threads_label == "2 threads (all cores)"
     assert ModelLimit("f", "f", "v1", "cpu", "fp32", 1.0, [], threads=1).threads_label == "1 thread"
+
+
+def test_the_model_limit_times_the_graph_the_service_serves() -> None:
+    """recommendation appends its masking and top-K to the exported graph; the feeds the service
+    gave its model only fit that graph, so the limit must time it, not the bare file."""
+    captured = model_limit.capture("recommendation", events=256)
+    assert captured.transform is not None
+    model, _ = model_limit.load_model(captured.model, None, ("cpu",), 1, None, captured.transform)
+    assert set(captured.feeds) <= {spec.name for spec in model.inputs}
+    model.run(captured.feeds)

@@ -21,9 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import onnx
 
 from shared.models.repository import ModelRepository
 from shared.models.session import OnnxModel
+from shared.models.slot import GraphTransform
 from tools.bench.measure import median_spread
 from tools.bench.scoring import CapturedFeeds, Feeds, ServiceHarness, capture_feeds
 from tools.bench.wiring import MODELS_DIR, SERVICE_STREAMS, bench_topics
@@ -140,10 +142,13 @@ def thread_counts() -> tuple[int, ...]:
 
 
 def load_model(name: str, variant: str | None, providers: Sequence[str], threads: int,
-               io_binding: bool | None) -> tuple[OnnxModel, str]:
+               io_binding: bool | None, transform: GraphTransform | None = None) -> tuple[OnnxModel, str]:
+    """The verified model, with the graph rewritten as the service serves it when ``transform`` is given."""
     repo = ModelRepository(MODELS_DIR)
     version = repo.resolve(name)
-    _, data = repo.load_verified(name, version, variant)
+    manifest, data = repo.load_verified(name, version, variant)
+    if transform is not None:
+        data = transform(manifest, onnx.load_model_from_string(data)).SerializeToString()
     model = OnnxModel(data, name=name, version=version, providers=providers, intra_op_threads=threads,
                       io_binding=io_binding)
     return model, version
@@ -170,7 +175,7 @@ def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = MIN_S,
                         io_binding: bool | None = None, captured: CapturedFeeds | None = None) -> ModelLimit:
     """Sweep ``batch_sizes`` until throughput stops rising; each point timed ``repeats`` times."""
     captured = captured or capture(service)
-    model, version = load_model(captured.model, variant, providers, threads, io_binding)
+    model, version = load_model(captured.model, variant, providers, threads, io_binding, captured.transform)
     batched = batched_inputs(model)
 
     def measure(batch: int) -> list[float]:

@@ -18,8 +18,10 @@ import numpy as np
 
 from shared.kafka.message import Headers, MessageLike
 from shared.models.session import OnnxModel
+from shared.models.slot import GraphTransform
 from shared.runtime.codec import DeadLetterRecord, RecordDecoder
 from shared.runtime.delivery import OutRecord
+from shared.runtime.model_scorer import ModelScorer
 from shared.runtime.records import Pending, RecordBuilder
 from shared.runtime.scorer import LoadContext
 from shared.runtime.state import StateStore
@@ -158,6 +160,9 @@ class CapturedFeeds:
     when some events are answered without the model (cold-start users, dead letters)."""
     record_set: RecordSet
     """What the service wrote for (a sample of) the events: the I/O limit replays it."""
+    transform: GraphTransform | None = None
+    """How the service rewrites its model's graph before serving it (recommendation appends its
+    masking and top-K): the model limit times the graph the service runs, for the feeds it gave."""
 
 
 def _rows(feeds: Feeds) -> int:
@@ -188,8 +193,9 @@ def capture_feeds(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]],
     if not scoring_calls:
         raise RuntimeError(f"scoring {len(pairs)} events never called model {harness.model_name!r}")
     rows = sum(_rows(f) for f in scoring_calls)
+    scorer = harness.scorer
     return CapturedFeeds(harness.model_name, max(scoring_calls, key=_rows), rows / max(len(records), 1),
-                         builder.build())
+                         builder.build(), scorer.graph_transform() if isinstance(scorer, ModelScorer) else None)
 
 
 def capture_record_set(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]], batch: int = 256,
