@@ -523,7 +523,7 @@ def measure_service(service: str, plan: Plan, write: Callable[[list[Sweep]], Non
     after each one, so a step killed by its timeout still leaves what it finished."""
     from shared.models.providers import usable_providers
     from shared.models.repository import ModelRepository
-    from tools.bench.model_limit import capture, thread_counts
+    from tools.bench.model_limit import capture, served_graph, thread_counts
     from tools.bench.wiring import MODELS_DIR
 
     captured = captured or capture(service)
@@ -539,8 +539,8 @@ def measure_service(service: str, plan: Plan, write: Callable[[list[Sweep]], Non
         sweep = Sweep(service, captured.model, version, variant, chain, [], threads, io_binding,
                       captured.rows_per_event)
         try:
-            _, data = repo.load_verified(captured.model, version, None if variant == "fp32" else variant)
-            _measure_one(sweep, data, captured.feeds, plan, share)
+            manifest, data = repo.load_verified(captured.model, version, None if variant == "fp32" else variant)
+            _measure_one(sweep, served_graph(manifest, data, captured.transform), captured.feeds, plan, share)
         except Exception as exc:  # one failed chain or variant must not lose the others
             logger.exception("%s %s failed", service, sweep.label())
             sweep.stopped = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from shared.models.manifest import ModelManifest
 from shared.models.repository import ModelRepository
 from shared.models.session import OnnxModel
 from shared.models.slot import GraphTransform
@@ -147,11 +148,18 @@ def load_model(name: str, variant: str | None, providers: Sequence[str], threads
     repo = ModelRepository(MODELS_DIR)
     version = repo.resolve(name)
     manifest, data = repo.load_verified(name, version, variant)
-    if transform is not None:
-        data = transform(manifest, onnx.load_model_from_string(data)).SerializeToString()
+    data = served_graph(manifest, data, transform)
     model = OnnxModel(data, name=name, version=version, providers=providers, intra_op_threads=threads,
                       io_binding=io_binding)
     return model, version
+
+
+def served_graph(manifest: ModelManifest, data: bytes, transform: GraphTransform | None) -> bytes:
+    """The verified model file as the service serves it (``transform``, if any, applied)."""
+    if transform is None:
+        return data
+    served: bytes = transform(manifest, onnx.load_model_from_string(data)).SerializeToString()
+    return served
 
 
 def capture(service: str, events: int = 4096, pairs: Sequence[tuple[bytes, bytes]] | None = None,
