@@ -29,6 +29,9 @@ from tools.bench.scoring import RawRecord, ServiceHarness
 logger = logging.getLogger(__name__)
 
 
+BINARY = "__binary_hex__"
+
+
 class QuixState:
     """The scorer's ``StateStore`` interface over Quix's per-message-key ``State``."""
 
@@ -36,11 +39,20 @@ class QuixState:
         self.state: Any = None
 
     def get(self, partition: int, key: str) -> dict[str, Any] | None:
-        value = self.state.get(key)
-        return dict(value) if value is not None else None
+        value = self.get_value(partition, key)
+        if isinstance(value, bytes):
+            raise TypeError(f"state of {key!r} is binary: read it with get_value()")
+        return value
 
-    def put(self, partition: int, key: str, value: dict[str, Any]) -> None:
-        self.state.set(key, value)
+    def get_value(self, partition: int, key: str) -> dict[str, Any] | bytes | None:
+        value = self.state.get(key)
+        if value is None:
+            return None
+        # Quix serialises state as JSON, so a scorer's binary state (fraud's) travels as hex
+        return bytes.fromhex(value[BINARY]) if BINARY in value else dict(value)
+
+    def put(self, partition: int, key: str, value: dict[str, Any] | bytes) -> None:
+        self.state.set(key, {BINARY: value.hex()} if isinstance(value, bytes) else value)
 
     def delete(self, partition: int, key: str) -> None:
         self.state.delete(key)
