@@ -185,14 +185,18 @@ def capture_feeds(harness: ServiceHarness, pairs: Sequence[tuple[bytes, bytes]],
     records = as_records(pairs)
     builder = RecordSetBuilder(harness.roles, len(records), keep_records)
     scoring_calls: list[Feeds] = []
+    rows = 0
     with recording_model_calls() as calls:
         for _ in _scored_batches(harness, records, batch, builder):
-            # The first main-model call of a batch scores it (fraud's second one explains flagged rows).
-            scoring_calls += [feeds for name, feeds in calls if name == harness.model_name][:1]
+            model_calls = [feeds for name, feeds in calls if name == harness.model_name]
+            # Every call is model work the service does per event (recommendation scores a batch in
+            # several calls, one per group of similar history lengths; fraud's second call explains
+            # flagged rows); the feeds to time are those of a call that scores a batch, the first.
+            rows += sum(_rows(f) for f in model_calls)
+            scoring_calls += model_calls[:1]
             del calls[:]
     if not scoring_calls:
         raise RuntimeError(f"scoring {len(pairs)} events never called model {harness.model_name!r}")
-    rows = sum(_rows(f) for f in scoring_calls)
     scorer = harness.scorer
     return CapturedFeeds(harness.model_name, max(scoring_calls, key=_rows), rows / max(len(records), 1),
                          builder.build(), scorer.graph_transform() if isinstance(scorer, ModelScorer) else None)
