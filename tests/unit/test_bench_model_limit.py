@@ -83,11 +83,11 @@ def test_thread_labels() -> None:
 def test_the_model_limit_times_the_graph_the_service_serves() -> None:
     """recommendation appends its masking and top-K to the exported graph; the feeds the service
     gave its model only fit that graph, so the limit must time it, not the bare file."""
-    captured = model_limit.capture("recommendation", events=256)
+    captured = model_limit.capture("recommendation", events=2048)
     assert captured.transform is not None
     model, _ = model_limit.load_model(captured.model, None, ("cpu",), 1, None, captured.transform)
     assert set(captured.feeds) <= {spec.name for spec in model.inputs}
     model.run(captured.feeds)
     # a batch is scored in several calls (groups of similar history lengths): all of them count,
-    # so rows per event is the share of warm users (about 0.7), not the first group's (about 0.2)
-    assert captured.rows_per_event > 0.5
+    # so rows per event is the share of warm users, not only the first group's
+    assert captured.rows_per_event > 0.33  # 0.39 with every call counted, 0.25 with the first group alone
