@@ -1,8 +1,8 @@
 """What a running service exposes, and what a PromQL query asks for; used by the deploy tests.
 
 ``exposed_series()`` lists every series name a service's ``/metrics`` can carry, with its label
-names, from the declarations in ``shared/runtime/metrics.py`` plus the proposed business families
-of ``deploy/dashboards.py``. ``references()`` pulls metric and label names out of a query.
+names, from the declarations in ``shared/runtime/metrics.py`` plus the business and live-quality
+families of ``deploy/dashboards.py``. ``references()`` pulls metric and label names out of a query.
 """
 
 from __future__ import annotations
@@ -52,13 +52,13 @@ class Family:
 
 
 def declared_families() -> dict[str, Family]:
-    """The runtime's families (from a throwaway RuntimeMetrics) plus the business ones."""
+    """The runtime's families (from a throwaway RuntimeMetrics) plus the business and live-quality ones."""
     metrics = RuntimeMetrics("catalog")
     families = {
         m._name: Family(m._name, str(m._type), frozenset(m._labelnames))
         for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)
     }
-    for name, (kind, labels) in dashboards.BUSINESS_METRICS.items():
+    for name, (kind, labels) in {**dashboards.BUSINESS_METRICS, **dashboards.LIVE_METRICS}.items():
         families.setdefault(name, Family(name, kind, frozenset(labels)))
     return families
 

@@ -2,8 +2,8 @@
 
 The JSON files in ``deploy/grafana/dashboards/`` are generated from this module by
 ``python deploy/generate.py``; a unit test fails when they drift. Every query uses only the
-metric families of ``shared/runtime/metrics.py`` and the business families listed in
-:data:`BUSINESS_METRICS`, filtered by the ``$service`` variable.
+metric families of ``shared/runtime/metrics.py``, the business families listed in
+:data:`BUSINESS_METRICS` and the monitor's :data:`LIVE_METRICS`, filtered by the ``$service`` variable.
 """
 
 from __future__ import annotations
@@ -28,6 +28,17 @@ BUSINESS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 """Families a scorer registers for the business panels (proposed; not in the runtime's set)."""
 
+LIVE_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # Exported by the live-quality monitor (services/monitor); ``service`` is the monitored service.
+    "shopstream_live_quality": ("gauge", ("service", "model_version", "metric")),
+    "shopstream_live_quality_baseline": ("gauge", ("service", "model_version", "metric")),
+    "shopstream_live_outcomes": ("counter", ("service", "model_version")),
+    "shopstream_live_unmatched": ("counter", ("service", "reason")),
+    "shopstream_live_window": ("gauge", ("service", "model_version")),
+    "shopstream_live_join_delay_seconds": ("histogram", ("service",)),
+}
+"""Families of the live-quality monitor, for the "Live quality" row and the quality alerts."""
+
 
 @dataclass(frozen=True)
 class Panel:
@@ -42,6 +53,8 @@ class Panel:
     instant: bool = False
     fmt: str = "time_series"
     options: Json = field(default_factory=dict)
+    transformations: tuple[Json, ...] | None = None
+    """Grafana transformations; ``None``: the default of the panel's kind."""
 
 
 def quantiles(metric: str, by: str, unit: str, title: str, description: str) -> Panel:
@@ -184,6 +197,47 @@ def business_panels(service: str) -> list[Panel]:
                                   "per replica (each replica sees its own partitions' users).")]
 
 
+def live_panels() -> list[Panel]:
+    """Quality measured on joined outcomes (the monitor), beside the baseline on the same events."""
+    by = "service, model_version, metric"
+    live = f"avg by ({by}) (shopstream_live_quality{{{SEL}}})"
+    base = f"avg by ({by}) (shopstream_live_quality_baseline{{{SEL}}})"
+    monitored = f"sum by (service) (shopstream_live_window{{{SEL}}}) * 0"
+    table = (
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True},
+                                       "renameByName": {"Value #A": "live", "Value #B": "baseline"}}},
+    )
+    return [
+        Panel("Live quality vs baseline", (
+            (live, "{{service}} {{model_version}} {{metric}}"),
+            (base, "{{service}} {{model_version}} {{metric}} baseline"),
+        ), description="Each metric over the monitor's window of the last joined outcomes, and the simple "
+                       "baseline (base rate, popularity, last price) on the same events. Alerts: "
+                       "ShopstreamLiveQualityBelowBaseline, ShopstreamLiveQualityDrop."),
+        Panel("Live quality now", ((live, ""), (base, "")), kind="table", instant=True, fmt="table",
+              options={"showHeader": True}, transformations=table,
+              description="The latest value of each metric beside its baseline, per model version."),
+        Panel("Outcomes joined per second", (
+            (f"sum by (service, model_version) (rate(shopstream_live_outcomes_total{{{SEL}}}[{RATE}]))",
+             "{{service}} {{model_version}}"),
+        ), "ops", width=6, description="Predictions matched with their outcome. Alert: ShopstreamNoOutcomes."),
+        Panel("Unmatched per second by reason", (
+            (f"sum by (service, reason) (rate(shopstream_live_unmatched_total{{{SEL}}}[{RATE}]))"
+             f" or on (service) {monitored}", "{{service}} {{reason}}"),
+        ), "ops", width=6, description="Predictions whose outcome did not come within the wait, and outcomes "
+                                       "whose prediction was not (or no longer) held (0 when none yet)."),
+        Panel("Join delay p95", (
+            (f"histogram_quantile(0.95, sum by (service, le) "
+             f"(rate(shopstream_live_join_delay_seconds_bucket{{{SEL}}}[{RATE}])))", "{{service}} p95"),
+        ), "s", width=6, description="Outcome event time minus prediction event time, 95th percentile."),
+        Panel("Window size", (
+            (f"sum by (service, model_version) (shopstream_live_window{{{SEL}}})", "{{service}} {{model_version}}"),
+        ), "short", width=6, description="Joined pairs the live metrics are computed over; the quality alerts "
+                                         "wait for 200."),
+    ]
+
+
 def sections(service: str | None) -> list[tuple[str, list[Panel]]]:
     """Rows of panels; ``None`` is the overview (all services, no business row)."""
     rows = [
@@ -194,4 +248,5 @@ def sections(service: str | None) -> list[tuple[str, list[Panel]]]:
     ]
     if service is not None:
         rows.append(("Business", business_panels(service)))
+    rows.append(("Live quality", live_panels()))
     return rows

@@ -46,7 +46,9 @@ def panel_json(panel: d.Panel, pid: int, x: int, y: int) -> d.Json:
                                      "tooltip": {"mode": "multi", "sort": "desc"}},
         "targets": [target(i, expr, legend, panel) for i, (expr, legend) in enumerate(panel.queries)],
     }
-    if panel.kind == "table":
+    if panel.transformations is not None:
+        out["transformations"] = list(panel.transformations)
+    elif panel.kind == "table":
         out["transformations"] = [{"id": "organize", "options": {
             "excludeByName": {"Time": True, "Value": True, "__name__": True}}}]
     return out

@@ -24,6 +24,10 @@ COMMON_PANELS = {
     "Inference latency p50 / p99", "Consumer lag per partition", "Model version and provider",
     "Ready replicas",
 }
+LIVE_PANELS = {
+    "Live quality vs baseline", "Live quality now", "Outcomes joined per second", "Unmatched per second by reason",
+    "Join delay p95", "Window size",
+}
 
 
 def boards() -> dict[str, dict[str, Any]]:
@@ -51,6 +55,22 @@ def test_dashboard_has_the_operator_panels(name: str) -> None:
         assert "State store size" in titles
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
     assert ("Business" in rows) == (service != "overview")
+    assert rows[-1] == "Live quality" and titles >= LIVE_PANELS
+
+
+def test_live_quality_sits_beside_its_baseline_on_the_same_labels() -> None:
+    board = boards()["shopstream-ad-ctr"]
+    by_title = {p["title"]: p for p in panels(board)}
+    for title in ("Live quality vs baseline", "Live quality now"):
+        live, base = (t["expr"] for t in by_title[title]["targets"])
+        assert "shopstream_live_quality{" in live and base == live.replace("shopstream_live_quality{",
+                                                                             "shopstream_live_quality_baseline{")
+        assert "by (service, model_version, metric)" in live
+    table = by_title["Live quality now"]
+    assert [t["refId"] for t in table["targets"]] == ["A", "B"]
+    renames = next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"]
+    assert renames == {"Value #A": "live", "Value #B": "baseline"}
+    assert any(t["id"] == "merge" for t in table["transformations"]), "one row per metric, live beside baseline"
 
 
 @pytest.mark.parametrize("name", sorted(boards()))

@@ -24,6 +24,9 @@ REQUIRED_ALERTS = {
     "ShopstreamNoThroughput",
     "ShopstreamNotReady",
     "ShopstreamModelLoadFailures",
+    "ShopstreamLiveQualityBelowBaseline",
+    "ShopstreamLiveQualityDrop",
+    "ShopstreamNoOutcomes",
 }
 
 
