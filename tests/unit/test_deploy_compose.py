@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT / "deploy"))
 import catalog  # noqa: E402
 
 COMPOSE_NAMES = {"recommendation": "recommendation", "ad_ctr": "ad-ctr", "pricing": "pricing", "fraud": "fraud"}
+RUNTIME_NAMES = {**COMPOSE_NAMES, "monitor": "monitor"}
+"""Everything ``shopstream serve`` runs: the shop services and the live-quality monitor."""
 
 
 def services() -> dict[str, Any]:
@@ -27,7 +29,7 @@ def services() -> dict[str, Any]:
 
 
 def test_the_stack_has_broker_topics_services_producer_and_monitoring() -> None:
-    assert set(services()) == {"kafka", "topics", *COMPOSE_NAMES.values(), "producer", "prometheus", "grafana"}
+    assert set(services()) == {"kafka", "topics", *RUNTIME_NAMES.values(), "producer", "prometheus", "grafana"}
     assert set(COMPOSE_NAMES) == set(SHOP_SERVICES)
     assert services()["producer"]["profiles"] == ["producer"]
 
@@ -47,16 +49,16 @@ def test_every_shopstream_command_parses_with_the_real_cli() -> None:
     from tools.cli.main import build_parser
 
     parser = build_parser()
-    for name in ("topics", *COMPOSE_NAMES.values(), "producer"):
+    for name in ("topics", *RUNTIME_NAMES.values(), "producer"):
         args = parser.parse_args(services()[name]["command"])
         assert callable(args.handler), name
     for name in ("topics", "producer"):
         assert parser.parse_args(services()[name]["command"]).bootstrap_servers == "kafka:9092"
 
 
-@pytest.mark.parametrize("name", sorted(COMPOSE_NAMES))
+@pytest.mark.parametrize("name", sorted(RUNTIME_NAMES))
 def test_scoring_service_is_hardened_ordered_and_healthchecked(name: str) -> None:
-    svc = services()[COMPOSE_NAMES[name]]
+    svc = services()[RUNTIME_NAMES[name]]
     assert svc["command"] == ["serve", name]
     assert (svc["user"], svc["read_only"], svc["cap_drop"]) == ("10001:10001", True, ["ALL"])
     assert svc["tmpfs"] == ["/tmp"]
@@ -66,24 +68,46 @@ def test_scoring_service_is_hardened_ordered_and_healthchecked(name: str) -> Non
     assert int(svc["stop_grace_period"].rstrip("s")) > 20  # runtime.shutdown_deadline_s
 
 
-@pytest.mark.parametrize("name", sorted(COMPOSE_NAMES))
-def test_service_environment_lands_in_its_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    svc = services()[COMPOSE_NAMES[name]]
+def compose_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service's settings as its container reads them from its compose environment."""
     cls = catalog.settings_class(name)
-    env = svc["environment"]
+    env = services()[RUNTIME_NAMES[name]]["environment"]
     assert all(key.startswith(catalog.env_prefix(cls)) for key in env)
     for key in [k for k in os.environ if k.startswith("SHOPSTREAM_")]:
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
-    settings = cls()
+    return cls()
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIME_NAMES))
+def test_service_environment_lands_in_its_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = services()[RUNTIME_NAMES[name]]
+    settings = compose_settings(name, monkeypatch)
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.log_json is True
     (port,) = [p for p in svc["ports"]]
     assert port.split(":")[1] == str(settings.metrics.port)
     assert f"127.0.0.1:{settings.metrics.port}/readyz" in svc["healthcheck"]["test"][-1]
     mounts = {v.split(":")[1]: v for v in svc["volumes"]}
-    assert mounts[str(settings.models_dir)].endswith(":ro")
+    assert all(v.endswith(":ro") for v in mounts.values())
+    if name in COMPOSE_NAMES:
+        assert str(settings.models_dir) in mounts
+
+
+def test_every_shop_service_feeds_the_monitor_and_the_producer_sends_outcomes_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools.cli.main import build_parser
+
+    feedback = compose_settings("monitor", monkeypatch).input_topic
+    assert (feedback, compose_settings("monitor", monkeypatch).output_topic) == ("shop.feedback", "shop.quality")
+    assert {compose_settings(name, monkeypatch).feedback_topic for name in COMPOSE_NAMES} == {feedback}
+    producer = build_parser().parse_args(services()["producer"]["command"])
+    assert producer.feedback_topic == feedback
+    topics = build_parser().parse_args(services()["topics"]["command"])
+    assert set(topics.services) == set(RUNTIME_NAMES), "the initialiser creates the monitor's topics too"
+    assert services()["producer"]["depends_on"]["monitor"] == {"condition": "service_healthy"}
 
 
 def test_each_shopstream_container_runs_the_image_that_holds_its_command() -> None:
@@ -92,7 +116,7 @@ def test_each_shopstream_container_runs_the_image_that_holds_its_command() -> No
     import image_contents
 
     targets = image_contents.stages(ROOT / "Dockerfile")
-    serving = {"topics", *COMPOSE_NAMES.values()}
+    serving = {"topics", *RUNTIME_NAMES.values()}
     for name in serving:
         assert services()[name]["build"] == {"context": ".", "target": "cpu"}, name
     producer = services()["producer"]
@@ -128,7 +152,7 @@ def test_prometheus_scrapes_each_service_on_its_metrics_port_with_its_service_la
     for key in [k for k in os.environ if k.startswith("SHOPSTREAM_")]:
         monkeypatch.delenv(key)
     expected = {}
-    for name, compose_name in COMPOSE_NAMES.items():
+    for name, compose_name in RUNTIME_NAMES.items():
         settings = catalog.settings_class(name)()
         expected[f"{compose_name}:{settings.metrics.port}"] = settings.service_name
     assert targets == expected

@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT / "deploy"))
 import catalog  # noqa: E402
 
 K8S = ROOT / "k8s"
+MONITOR = "monitor"
+"""The live-quality monitor: a Deployment like the shop services, with no model and no GPU."""
 BUILDS = ("base", "overlays/gpu", "overlays/keda", "overlays/gpu-keda")
 K8S_VERSIONS = ("1.29.0", "1.33.0")
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
@@ -137,20 +139,27 @@ def settings_from(env: dict[str, str], cls: type[ServiceSettings], monkeypatch: 
 @pytest.mark.parametrize("build", BUILDS)
 def test_every_service_reads_its_pod_environment_into_its_settings(build: str, monkeypatch: pytest.MonkeyPatch) -> None:
     by_service = {container(d)["args"][1]: d for d in of_kind(build, "Deployment")}
-    assert set(by_service) == set(SHOP_SERVICES)
+    assert set(by_service) == {*SHOP_SERVICES, MONITOR}
+    loaded = {}
     for name, deployment in by_service.items():
         assert container(deployment)["args"] == ["serve", name]
         env = service_env(build, deployment)
         cls = catalog.settings_class(name)
         prefix = catalog.env_prefix(cls)
         assert all(key.startswith(prefix) for key in env), f"{name}: env outside {prefix}"
-        settings = settings_from(env, cls, monkeypatch)
+        settings = loaded[name] = settings_from(env, cls, monkeypatch)
         assert settings.kafka.security_protocol == "SASL_SSL" and settings.kafka.sasl_password is not None
         assert settings.metrics.port == 9100
-        assert str(settings.models_dir) == "/app/models"
         assert settings.instance_id is not None and settings.instance_id.startswith("dummy-")
+        if name == MONITOR:
+            continue
+        assert str(settings.models_dir) == "/app/models"
         providers = settings.execution_providers
         assert providers == (["cuda", "cpu"] if "gpu" in build else ["cpu"])
+    monitor = loaded[MONITOR]
+    assert (monitor.input_topic, monitor.output_topic) == ("shop.feedback", "shop.quality")
+    assert {loaded[name].feedback_topic for name in SHOP_SERVICES} == {monitor.input_topic}, (
+        "every shop service copies its predictions to the topic the monitor reads")
 
 
 def test_poddisruptionbudgets_and_the_podmonitor_select_the_deployments() -> None:
@@ -169,6 +178,9 @@ def test_poddisruptionbudgets_and_the_podmonitor_select_the_deployments() -> Non
 def test_gpu_overlay_requests_a_gpu_on_gpu_nodes(build: str) -> None:
     for deployment in of_kind(build, "Deployment"):
         pod, c = deployment["spec"]["template"]["spec"], container(deployment)
+        if c["args"] == ["serve", MONITOR]:  # no model to run: no GPU, any node
+            assert "nvidia.com/gpu" not in c["resources"]["limits"] and "nodeSelector" not in pod
+            continue
         assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]

@@ -72,12 +72,12 @@ def test_rules_use_only_exposed_metrics_and_labels(rule: dict[str, object]) -> N
     assert isinstance(annotations, dict) and {"summary", "description", "runbook_url"} <= set(annotations)
 
 
-def test_compose_prometheus_scrapes_every_scoring_service() -> None:
+def test_compose_prometheus_scrapes_every_scoring_service_and_the_monitor() -> None:
     config = yaml.safe_load((PROM / "prometheus.yml").read_text(encoding="utf-8"))
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "shopstream")
     assert job["honor_labels"] is True  # the services' own `service` label must win
     services = {sc["labels"]["service"] for sc in job["static_configs"]}
-    assert services == {"recommendation", "ad_ctr", "pricing", "fraud"}
+    assert services == {"recommendation", "ad_ctr", "pricing", "fraud", "monitor"}
     assert all((PROM / f).is_file() for f in config["rule_files"])
 
 

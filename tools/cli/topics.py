@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from services.registry import SHOP_SERVICES, load_service
+from services.registry import SERVICE_MODULES, SHOP_SERVICES, load_service
 from shared.runtime.topics import TopicSpecs, service_topics
 from shared.settings import KafkaSettings
 from tools.cli.common import require_reachable
@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     )
     create.add_argument("--bootstrap-servers", "-b", help="overrides each service's kafka.bootstrap_servers")
     create.add_argument("--partitions", type=int, default=8, help="partitions per topic (default 8)")
-    create.add_argument("--services", nargs="+", default=list(SHOP_SERVICES), choices=[*SHOP_SERVICES, "echo"])
+    create.add_argument("--services", nargs="+", default=list(SHOP_SERVICES), choices=list(SERVICE_MODULES))
     create.set_defaults(handler=run_create)
 
 
