@@ -21,9 +21,10 @@ SERVICE_MODULES = {
     "ad_ctr": "services.ad_ctr",
     "pricing": "services.pricing",
     "fraud": "services.fraud",
+    "monitor": "services.monitor",
     "echo": "shared.runtime.echo",
 }
-"""The four shop services, plus ``echo`` for tests and benchmarks."""
+"""The four shop services, the live-quality monitor, and ``echo`` for tests and benchmarks."""
 
 SHOP_SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
 

@@ -172,6 +172,9 @@ class ServiceSettings(BaseSettings):
     config_topic: str | None = None
     """Compacted topic of operator settings (key → JSON object) that the runtime follows and hands
     the scorer as ``LoadContext.config``; ``None``: no config topic."""
+    feedback_topic: str | None = None
+    """Also publish each main output, wrapped as a ``prediction`` record, to this topic for the
+    live-quality monitor (:mod:`shared.schemas.feedback`); ``None``: no copy."""
     config_wait_s: float = Field(5.0, ge=0.0)
     """At start, wait this long for the config topic to be read to its end before scoring."""
     instance_id: str | None = None

@@ -44,7 +44,7 @@ from shared.runtime.metrics import RuntimeMetrics
 from shared.runtime.pause import Backoff, PauseController
 from shared.runtime.pipeline import BatchPipeline
 from shared.runtime.rebalance import Assignment, Rebalancer
-from shared.runtime.records import Pending, RecordBuilder
+from shared.runtime.records import FeedbackTap, Pending, RecordBuilder
 from shared.runtime.retry import SCORER_ERROR
 from shared.runtime.scorer import LoadContext, Scorer
 from shared.runtime.stalls import StallWatch
@@ -222,7 +222,8 @@ class ServiceApp:
     def _loop_parts(self, consumer: ConsumerLike, delivery: Delivery, pauses: PauseController) -> LoopParts:
         s, rt = self.settings, self.settings.runtime
         decoder = RecordDecoder(self.scorer, s.service_name, rt.max_message_bytes, rt.dlq_message_max_chars)
-        builder = RecordBuilder(decoder, s.output_topic, s.resolved_dlq_topic, s.resolved_changelog_topic)
+        feedback = FeedbackTap(s.feedback_topic, s.service_name) if s.feedback_topic else None
+        builder = RecordBuilder(decoder, s.output_topic, s.resolved_dlq_topic, s.resolved_changelog_topic, feedback)
         batcher: Batcher[Pending] = Batcher(
             rt.max_batch_size, rt.max_wait_ms, rt.latency_budget_ms, rt.inference_estimate_ms
         )

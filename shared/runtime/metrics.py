@@ -134,6 +134,8 @@ class BusinessMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        """For a scorer whose business series are its own (the live-quality monitor's)."""
         self.decisions = Counter(
             "shopstream_business_decisions", "Outputs per decision (fraud: approve/review/decline)",
             ["service", "decision"], registry=registry,

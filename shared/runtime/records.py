@@ -39,12 +39,30 @@ def model_headers(model: ModelInfo, schema_version: str, topic: str) -> Headers:
     ]
 
 
+class FeedbackTap:
+    """Copies each main-topic output to the feedback topic as a ``prediction`` record.
+
+    The live-quality monitor joins these copies with the shop's outcomes
+    (:mod:`shared.schemas.feedback`). The output's JSON is wrapped as bytes, not parsed: the copy
+    costs one more produced record per event and no encoding.
+    """
+
+    def __init__(self, topic: str, service: str) -> None:
+        self.topic = topic
+        self._head = b'{"kind":"prediction","service":"' + service.encode() + b'","ts_ms":'
+
+    def wrap(self, value: bytes, event_time_ms: int) -> bytes:
+        return b"%b%d,\"record\":%b}" % (self._head, event_time_ms, value)
+
+
 class RecordBuilder:
-    def __init__(self, decoder: RecordDecoder, output_topic: str, dlq_topic: str, changelog_topic: str) -> None:
+    def __init__(self, decoder: RecordDecoder, output_topic: str, dlq_topic: str, changelog_topic: str,
+                 feedback: FeedbackTap | None = None) -> None:
         self._decoder = decoder
         self._output_topic = output_topic
         self._dlq_topic = dlq_topic
         self._changelog_topic = changelog_topic
+        self._feedback = feedback
 
     def scored(
         self,
@@ -70,14 +88,13 @@ class RecordBuilder:
             headers = [*prefix, (h.SOURCE_OFFSET, b"%d" % event.offset), (h.EVENT_TIME_MS, b"%d" % event.timestamp_ms)]
             for output in result.outputs:
                 value = output.value
-                records.append(
-                    OutRecord(
-                        topic=output.topic or self._output_topic,
-                        key=(output.key or event.key).encode(),
-                        value=value if isinstance(value, bytes) else value.__pydantic_serializer__.to_json(value),
-                        headers=headers,
-                    )
-                )
+                encoded = value if isinstance(value, bytes) else value.__pydantic_serializer__.to_json(value)
+                key = (output.key or event.key).encode()
+                records.append(OutRecord(topic=output.topic or self._output_topic, key=key, value=encoded,
+                                         headers=headers))
+                if self._feedback is not None and output.topic is None:
+                    copy = self._feedback.wrap(encoded, event.timestamp_ms)
+                    records.append(OutRecord(self._feedback.topic, key, copy, headers))
         return records, rejected
 
     def dead_letters(self, letters: Sequence[DeadLetterRecord]) -> list[OutRecord]:

@@ -30,7 +30,7 @@ def service_topics(settings: ServiceSettings, scorer: Scorer[Any], partitions: i
     specs: TopicSpecs = {
         topic: (partitions, {})
         for topic in (settings.input_topic, settings.output_topic, settings.resolved_dlq_topic,
-                      *scorer.extra_output_topics())
+                      *scorer.extra_output_topics(), *([settings.feedback_topic] if settings.feedback_topic else []))
     }
     if scorer.stateful:
         specs[settings.resolved_changelog_topic] = (partitions, dict(CHANGELOG))

@@ -59,7 +59,8 @@ class AdOutcome(_Outcome):
     """Clicks on the ads of one request (key ``request_id``): one entry per ad the shop showed."""
 
     request_id: Id
-    shown: tuple[AdShown, ...] = Field(min_length=1, max_length=50)
+    shown: list[AdShown] = Field(min_length=1, max_length=50)
+    """A list, not a tuple: strict models take JSON arrays as lists when validating parsed records."""
 
 
 class PaymentOutcome(_Outcome):
@@ -86,6 +87,24 @@ class SalesOutcome(_Outcome):
     """Expected profit at the best price (the simulator knows it; a real shop may omit the outcome)."""
     profit_at_current: float
     """Expected profit had the request's current price been kept: the "last price" baseline."""
+
+
+class JoinedOutcome(BaseModel):
+    """A prediction joined with its outcome: the monitor's output (topic ``shop.quality``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    schema_version: str = Field(default="1.0", max_length=8)
+    service: MonitoredService
+    model_version: str
+    join_id: str
+    """The request, payment or pricing request (its event time) joined; for recommendations the
+    event time of the list's click."""
+    predicted_at_ms: int
+    observed_at_ms: int
+    values: dict[str, float | None]
+    """What was predicted and observed (pCTR and clicks, probability and label, forecast and
+    units sold, hit and NDCG); ``null`` where unknown (a forecast at a price never decided)."""
 
 
 OUTCOME_MODELS: dict[str, type[_Outcome]] = {

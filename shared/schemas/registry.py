@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from shared.schemas.ads import AdRequest, CtrScores
 from shared.schemas.clickstream import ClickEvent, RecoScores
 from shared.schemas.deadletter import DeadLetter
+from shared.schemas.feedback import AdOutcome, FeedbackRecord, JoinedOutcome, PaymentOutcome, SalesOutcome
 from shared.schemas.payments import FraudScore, Transaction
 from shared.schemas.pricing import PriceForecast, PricingDecision, PricingRequest
 
@@ -55,8 +56,11 @@ TOPICS: dict[str, TopicSpec] = {
     )
 }
 
-EXTRA_MODELS: tuple[type[BaseModel], ...] = (DeadLetter,)
-"""Models that are not on a topic role of their own but get a JSON Schema file too."""
+EXTRA_MODELS: tuple[type[BaseModel], ...] = (
+    DeadLetter, FeedbackRecord, AdOutcome, PaymentOutcome, SalesOutcome, JoinedOutcome,
+)
+"""Models that are not on a topic role of their own but get a JSON Schema file too. The feedback
+topic's records are keyed by their service's key field, so no single key field names them."""
 
 
 def by_topic(topic: str) -> TopicSpec:
