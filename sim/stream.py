@@ -61,3 +61,7 @@ class SimStream(ABC):
         key = self.key_field
         for event, _ in self.iter_dicts(n):
             yield str(event[key]).encode(), _dumps(event).encode()
+
+    def record_of(self, event: dict[str, Any]) -> tuple[bytes, bytes]:
+        """The ``(key, value)`` bytes :meth:`iter_records` yields for one event dict."""
+        return str(event[self.key_field]).encode(), _dumps(event).encode()

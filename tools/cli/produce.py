@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared.settings import KafkaSettings
+from sim.outcomes import OutcomeDelays
 from tools.cli.common import add_bootstrap, fraction, kafka_from_args, positive_float, require, require_reachable
-from tools.loadgen.datasets import REPLAY_SCENARIOS, default_data_dir, replay_records
-from tools.loadgen.generator import SIM_SCENARIOS, LoadGenerator, sim_records
+from tools.loadgen.datasets import REPLAY_SCENARIOS, default_data_dir, replay_records, replay_rows
+from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, DecisionReader, FeedbackPublisher, with_outcomes
+from tools.loadgen.generator import SIM_SCENARIOS, LoadGenerator, sim_records, sim_rows
 
 
 def register(sub: Any) -> None:
@@ -32,6 +35,14 @@ def register(sub: Any) -> None:
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
                         help="where the replayed data sets live (default: <repo>/../shared/data)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--feedback-topic",
+                        help="also publish the shop's outcomes (clicks, chargebacks, sales at the decided price, "
+                        "replayed labels) to this topic, when due; e.g. shop.feedback")
+    parser.add_argument("--outcome-delay-scale", type=positive_float, default=1.0,
+                        help="multiply the outcomes' compressed delays (clicks 1-5 s, settlement 30 s, "
+                        "chargebacks 20-60 s, a pricing period 10 s); 0 = as soon as the event is sent")
+    parser.add_argument("--decisions-topic", default=DEFAULT_DECISIONS_TOPIC,
+                        help="where the pricing service's decisions are read, for sales outcomes")
     add_bootstrap(parser)
     parser.set_defaults(handler=run)
 
@@ -41,14 +52,20 @@ def run(args: argparse.Namespace) -> int:
     require(replay or args.count is not None or args.duration is not None or args.rate > 0,
             "an unthrottled producer needs --count or --duration")
     require(args.topic is None or args.scenario != "all", "--topic needs a single scenario, not 'all'")
-    records = replay_records(args.scenario, args.data_dir) if replay else sim_records(args.scenario, args.seed)
+    feedback: FeedbackPublisher | None = None
+    if args.feedback_topic:
+        rows = replay_rows(args.scenario, args.data_dir) if replay else sim_rows(args.scenario, args.seed)
+        feedback = _publisher(args, kafka_from_args(args))
+        records = with_outcomes(rows, feedback)
+    else:
+        records = replay_records(args.scenario, args.data_dir) if replay else sim_records(args.scenario, args.seed)
     if args.topic:
         records = ((args.topic, record) for _, record in records)
     kafka = kafka_from_args(args)
     require_reachable(kafka)
     generator = LoadGenerator(
-        kafka, records, rate=args.rate, count=args.count,
-        duration_s=args.duration, bad_fraction=args.bad_fraction, bursty=args.bursty, seed=args.seed,
+        kafka, records, rate=args.rate, count=args.count, duration_s=args.duration, bad_fraction=args.bad_fraction,
+        bursty=args.bursty, seed=args.seed, feedback=feedback,
     )
     worker = threading.Thread(target=generator.run, daemon=True)
     worker.start()
@@ -58,7 +75,23 @@ def run(args: argparse.Namespace) -> int:
         generator.stop()
         worker.join(30)
     print(f"produced {generator.sent} events ({generator.failed} failed)")
+    if feedback is not None:
+        print(f"published {generator.outcomes_sent} outcomes to {feedback.topic}")
     return 0 if generator.failed == 0 else 1
+
+
+def _publisher(args: argparse.Namespace, kafka: KafkaSettings) -> FeedbackPublisher:
+    """The shop's outcomes; pricing's need the decisions, read from now on."""
+    delays = OutcomeDelays().scaled(args.outcome_delay_scale)
+    if args.scenario not in ("pricing", "all"):
+        return FeedbackPublisher(args.feedback_topic, delays, seed=args.seed)
+    from sim import make_stream
+    from sim.pricing import PricingSim
+
+    pricing = make_stream("pricing", seed=args.seed)
+    assert isinstance(pricing, PricingSim)
+    decisions = DecisionReader(kafka, args.decisions_topic, since_ms=int(time.time() * 1000))
+    return FeedbackPublisher(args.feedback_topic, delays, args.seed, pricing, decisions)
 
 
 def _show_progress(generator: LoadGenerator, worker: threading.Thread, quiet: bool, total: int | None) -> None:

@@ -13,7 +13,9 @@ column feeds which field and which fields are fixed placeholders:
   ``ads.impressions``, train day then test day. See :func:`ipinyou_events`.
 
 Every event is built through its pydantic model, so a replayed event is valid by construction.
-Labels (fraud ``Class``, iPinYou ``click``) are not part of the input schemas and are dropped.
+Labels (fraud ``Class``, iPinYou ``click``) are not part of the input schemas: they leave the
+events, and with ``--feedback-topic`` they come back as the shop's outcomes
+(:func:`replay_rows`, shaped like the simulated shop's truth).
 The data are read from ``--data-dir`` (default ``<repo>/../shared/data``), never copied.
 """
 
@@ -25,6 +27,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -33,6 +36,7 @@ from shared.schemas.ads import AdCandidate, AdRequest, Device
 from shared.schemas.clickstream import ClickEvent
 from shared.schemas.payments import Transaction
 from shared.schemas.registry import TOPICS
+from tools.loadgen.feedback import LabelledRecord
 from tools.loadgen.generator import Record
 
 logger = logging.getLogger(__name__)
@@ -81,11 +85,25 @@ def replay_records(scenario: str, data_dir: Path) -> Iterator[tuple[str, Record]
     return _records(events, ROLE_OF[scenario])
 
 
+def replay_rows(scenario: str, data_dir: Path) -> Iterator[LabelledRecord]:
+    """:func:`replay_records` with each event's label as the simulated stream's truth would hold it:
+    iPinYou ``click`` as the one candidate's ``click``, ULB ``Class`` as ``is_fraud``; Beauty has
+    none (the next clicks are the outcome). Missing files raise here, as in :func:`replay_records`."""
+    paths = data_files(scenario, data_dir)
+    spec, stream = TOPICS[ROLE_OF[scenario]], STREAM_OF[scenario]
+    labelled = LABELLED[scenario](paths) if scenario in LABELLED else ((e, None) for e in ADAPTERS[scenario](paths))
+    return ((spec.default_topic, _record(event, spec.key_field), stream, event.model_dump(), truth)
+            for event, truth in labelled)  # fmt: skip
+
+
 def _records(events: Iterator[BaseModel], role: str) -> Iterator[tuple[str, Record]]:
     spec = TOPICS[role]
     for event in events:
-        key = str(getattr(event, spec.key_field)).encode()
-        yield spec.default_topic, (key, event.model_dump_json(exclude_none=True).encode())
+        yield spec.default_topic, _record(event, spec.key_field)
+
+
+def _record(event: BaseModel, key_field: str) -> Record:
+    return str(getattr(event, key_field)).encode(), event.model_dump_json(exclude_none=True).encode()
 
 
 def beauty_events(paths: list[Path]) -> Iterator[ClickEvent]:
@@ -108,7 +126,12 @@ def beauty_events(paths: list[Path]) -> Iterator[ClickEvent]:
 
 
 def ulb_events(paths: list[Path]) -> Iterator[Transaction]:
-    """One card payment per row, in ``Time`` order.
+    """One card payment per row, in ``Time`` order (see :func:`ulb_labelled`)."""
+    return (txn for txn, _ in ulb_labelled(paths))
+
+
+def ulb_labelled(paths: list[Path]) -> Iterator[tuple[Transaction, dict[str, Any]]]:
+    """One card payment per row, in ``Time`` order, with ``{"is_fraud": Class == 1}``.
 
     * ``Time`` → ``ts_ms`` (seconds after :data:`ULB_START`); ``Amount`` → ``amount`` in EUR.
     * The unnamed row index → ``txn_id`` ``ulb-<index>``.
@@ -135,12 +158,17 @@ def ulb_events(paths: list[Path]) -> Iterator[Transaction]:
             txn_id=f"ulb-{index}", user_id=f"ulb-u{index}", card_id=f"ulb-c{index}", amount=amount,
             currency="EUR", merchant_id="ulb-merchant", merchant_category="unknown", device_id=f"ulb-d{index}",
             ip_country="BE", card_bin="000000", channel="pos", ts_ms=start_ms + round(float(row["Time"]) * 1000),
-        )
+        ), {"is_fraud": row["Class"].strip() == "1"}
     logger.info("ulb replay skipped %d zero-amount rows", skipped)
 
 
 def ipinyou_events(paths: list[Path]) -> Iterator[AdRequest]:
-    """One ad request per impression: the creative that was shown is the only candidate.
+    """One ad request per impression (see :func:`ipinyou_labelled`)."""
+    return (request for request, _ in ipinyou_labelled(paths))
+
+
+def ipinyou_labelled(paths: list[Path]) -> Iterator[tuple[AdRequest, dict[str, Any]]]:
+    """One ad request per impression, with ``{"click": [click]}``: the shown creative is the only candidate.
 
     * ``weekday``/``hour`` → ``hour`` and ``ts_ms`` (Beijing time, week of
       :data:`IPINYOU_SUNDAY`); rows are stably sorted by hour and spread evenly over it.
@@ -166,7 +194,8 @@ def ipinyou_events(paths: list[Path]) -> Iterator[AdRequest]:
         for index, row in rows:
             hour_key = (row["weekday"], row["hour"])
             rank = seen[hour_key] = seen.get(hour_key, -1) + 1
-            yield _ad_request(f"ipy-{split}-{index}", row, rank * 3_600_000 // per_hour[hour_key])
+            request = _ad_request(f"ipy-{split}-{index}", row, rank * 3_600_000 // per_hour[hour_key])
+            yield request, {"click": [int(row["click"])]}
 
 
 def _ad_request(request_id: str, row: dict[str, str], offset_ms: int) -> AdRequest:
@@ -199,3 +228,8 @@ def _device(useragent: str) -> Device:
 ADAPTERS: dict[str, Callable[[list[Path]], Iterator[BaseModel]]] = {
     "beauty": beauty_events, "ulb": ulb_events, "ipinyou": ipinyou_events,
 }
+LABELLED: dict[str, Callable[[list[Path]], Iterator[tuple[BaseModel, dict[str, Any]]]]] = {
+    "ulb": ulb_labelled, "ipinyou": ipinyou_labelled,
+}
+STREAM_OF = {"beauty": "clickstream", "ulb": "payments", "ipinyou": "ads"}
+"""The simulated stream each replay stands for: its outcomes are built the same way."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Producer
 
 from shared.settings import KafkaSettings
+from tools.loadgen.feedback import FeedbackPublisher, LabelledRecord
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,25 @@ def sim_records(scenario: str, seed: int) -> Iterator[tuple[str, Record]]:
         yield from group
 
 
+def sim_rows(scenario: str, seed: int) -> Iterator[LabelledRecord]:
+    """:func:`sim_records` with each event's stream, dict and truth, for the shop's outcomes."""
+    from sim import TOPIC_OF_STREAM, make_stream
+
+    names = SIM_SCENARIOS if scenario == "all" else (scenario,)
+    streams = [make_stream(n, seed=seed) for n in names]
+    rows = [zip(itertools.repeat((n, s)), s.iter_dicts()) for n, s in zip(names, streams, strict=True)]
+    for group in zip(*rows, strict=True):
+        for (name, stream), (event, truth) in group:
+            yield TOPIC_OF_STREAM[name], stream.record_of(event), name, event, truth
+
+
 @dataclass
 class LoadGenerator:
-    """Produces ``rate`` events/s (0 = as fast as possible) until ``count`` or ``duration``."""
+    """Produces ``rate`` events/s (0 = as fast as possible) until ``count`` or ``duration``.
+
+    With ``feedback``, the shop's outcomes go to its topic when due, and once the events are done
+    the run waits for those still to come (:meth:`stop` ends the wait).
+    """
 
     kafka: KafkaSettings
     records: Iterator[tuple[str, Record]]
@@ -55,11 +72,14 @@ class LoadGenerator:
     bad_fraction: float = 0.0
     bursty: bool = False
     seed: int = 7
+    feedback: FeedbackPublisher | None = None
     sent: int = 0
     failed: int = 0
+    outcomes_sent: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _budget: float = 0.0
     _last_pace: float = 0.0
+    _next_outcomes: float = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -77,13 +97,24 @@ class LoadGenerator:
         started = time.monotonic()
         limit = self.count if self.count is not None else None
         source = itertools.islice(self.records, limit) if limit is not None else self.records
-        for topic, record in source:
-            if self._stop.is_set() or (self.duration_s and time.monotonic() - started >= self.duration_s):
-                break
-            if self.bad_fraction and rng.random() < self.bad_fraction:
-                record = corrupt(record, rng)
-            self._send(producer, topic, record)
-            self._pace(started)
+        try:
+            # stop and duration are checked before the next record is taken: the feedback source
+            # schedules an event's outcome as it hands the event over
+            while not self._stop.is_set() and not (self.duration_s and time.monotonic() - started >= self.duration_s):
+                item = next(source, None)
+                if item is None:
+                    break
+                topic, record = item
+                if self.bad_fraction and rng.random() < self.bad_fraction:
+                    record = corrupt(record, rng)
+                self._send(producer, topic, record)
+                self.sent += 1
+                self._publish_outcomes(producer)
+                self._pace(started)
+            self._wait_for_outcomes(producer)
+        finally:
+            if self.feedback is not None:
+                self.feedback.close()
         producer.flush(30)
         return self.sent
 
@@ -91,11 +122,25 @@ class LoadGenerator:
         while True:
             try:
                 producer.produce(topic, record[1], record[0], on_delivery=self._on_delivery)
-                self.sent += 1
                 producer.poll(0)
                 return
             except BufferError:
                 producer.poll(0.05)
+
+    def _publish_outcomes(self, producer: Producer, every_s: float = 0.02) -> None:
+        """Sends the outcomes now due (at most every ``every_s``: the heap is not looked at per event)."""
+        now = time.time()
+        if self.feedback is None or now < self._next_outcomes:
+            return
+        self._next_outcomes = now + every_s
+        for record in self.feedback.collect(now):
+            self._send(producer, self.feedback.topic, record)
+            self.outcomes_sent += 1
+
+    def _wait_for_outcomes(self, producer: Producer) -> None:
+        while self.feedback is not None and not self._stop.is_set() and self.feedback.waiting(time.time()):
+            self._publish_outcomes(producer, every_s=0.0)
+            producer.poll(0.05)  # serves delivery reports while it waits
 
     def _on_delivery(self, err: object, _msg: object) -> None:
         if err is not None:
