@@ -1,8 +1,8 @@
 """What a running service exposes, and what a PromQL query asks for; used by the deploy tests.
 
 ``exposed_series()`` lists every series name a service's ``/metrics`` can carry, with its label
-names, from the declarations in ``shared/runtime/metrics.py`` plus the business and live-quality
-families of ``deploy/dashboards.py``. ``references()`` pulls metric and label names out of a query.
+names, from the declarations in ``shared/runtime/metrics.py`` and ``services/monitor/metrics.py``
+plus the business families of ``deploy/dashboards.py``. ``references()`` pulls metric and label names out of a query.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dashboards  # a sibling script, not a package
 
+from services.monitor.metrics import LiveQualityMetrics
 from services.registry import load_service
 from shared.runtime.metrics import RuntimeMetrics
 from shared.settings import ServiceSettings
@@ -52,13 +54,13 @@ class Family:
 
 
 def declared_families() -> dict[str, Family]:
-    """The runtime's families (from a throwaway RuntimeMetrics) plus the business and live-quality ones."""
-    metrics = RuntimeMetrics("catalog")
+    """The runtime's and the monitor's families (from throwaway instances) plus the business ones."""
+    declared = [*vars(RuntimeMetrics("catalog")).values(), *vars(LiveQualityMetrics(CollectorRegistry())).values()]
     families = {
         m._name: Family(m._name, str(m._type), frozenset(m._labelnames))
-        for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)
+        for m in declared if isinstance(m, MetricWrapperBase)
     }
-    for name, (kind, labels) in {**dashboards.BUSINESS_METRICS, **dashboards.LIVE_METRICS}.items():
+    for name, (kind, labels) in dashboards.BUSINESS_METRICS.items():
         families.setdefault(name, Family(name, kind, frozenset(labels)))
     return families
 

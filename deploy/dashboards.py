@@ -3,7 +3,8 @@
 The JSON files in ``deploy/grafana/dashboards/`` are generated from this module by
 ``python deploy/generate.py``; a unit test fails when they drift. Every query uses only the
 metric families of ``shared/runtime/metrics.py``, the business families listed in
-:data:`BUSINESS_METRICS` and the monitor's :data:`LIVE_METRICS`, filtered by the ``$service`` variable.
+:data:`BUSINESS_METRICS` and the live-quality monitor's (``services/monitor/metrics.py``; their
+``service`` label is the monitored service), filtered by the ``$service`` variable.
 """
 
 from __future__ import annotations
@@ -27,17 +28,6 @@ BUSINESS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shopstream_business_coverage_ratio": ("gauge", ("service",)),  # distinct top-K items / catalogue
 }
 """Families a scorer registers for the business panels (proposed; not in the runtime's set)."""
-
-LIVE_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # Exported by the live-quality monitor (services/monitor); ``service`` is the monitored service.
-    "shopstream_live_quality": ("gauge", ("service", "model_version", "metric")),
-    "shopstream_live_quality_baseline": ("gauge", ("service", "model_version", "metric")),
-    "shopstream_live_outcomes": ("counter", ("service", "model_version")),
-    "shopstream_live_unmatched": ("counter", ("service", "reason")),
-    "shopstream_live_window": ("gauge", ("service", "model_version")),
-    "shopstream_live_join_delay_seconds": ("histogram", ("service",)),
-}
-"""Families of the live-quality monitor, for the "Live quality" row and the quality alerts."""
 
 
 @dataclass(frozen=True)

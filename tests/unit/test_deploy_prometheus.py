@@ -3,6 +3,7 @@ asks only for metrics and labels the services really expose."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,29 @@ def test_kubernetes_prometheus_rule_carries_the_same_groups() -> None:
     groups = yaml.safe_load((PROM / "alerts.yml").read_text(encoding="utf-8"))["groups"]
     assert rule["spec"]["groups"] == groups
     assert generate.main(["--check"]) == 0, "generated files are stale: run python deploy/generate.py"
+
+
+HIGHER_IS_BETTER = {"auc", "pr_auc", "hit_at_10", "ndcg_at_10", "profit_vs_oracle"}
+LOWER_IS_BETTER = {"log_loss", "wape"}
+
+
+def test_quality_alerts_judge_measures_the_monitor_exports_with_a_baseline() -> None:
+    """A renamed measure would leave the alert silent forever; ece, rates and coverage have no
+    direction against their baseline (the base rate is calibrated by construction)."""
+    import numpy as np
+
+    from services.monitor.windows import MEASURES
+
+    columns = {"ad_ctr": 3, "fraud": 4, "pricing": 6, "recommendation": 4}
+    rng = np.random.default_rng(0)
+    with_baseline = set()
+    for service, measures in MEASURES.items():
+        model, baseline = measures(rng.integers(0, 2, (64, columns[service])).astype(np.float64))
+        with_baseline |= set(model) & set(baseline)
+    assert with_baseline >= HIGHER_IS_BETTER | LOWER_IS_BETTER
+    quality = [r for r in rules() if str(r["alert"]).startswith("ShopstreamLiveQuality")]
+    assert len(quality) == 2
+    for rule in quality:
+        named = {frozenset(group.split("|")) for group in re.findall(r'metric=~"([^"]*)"', str(rule["expr"]))}
+        assert named == {frozenset(HIGHER_IS_BETTER), frozenset(LOWER_IS_BETTER)}
+        assert "shopstream_live_window >= 200" in str(rule["expr"]), "an empty window must not fire"
