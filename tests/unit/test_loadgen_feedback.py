@@ -18,7 +18,7 @@ from sim.pricing import PricingSim
 from tests.support.replay_data import write_tiny_data_sets
 from tools.loadgen import generator
 from tools.loadgen.datasets import replay_records, replay_rows
-from tools.loadgen.feedback import FeedbackPublisher, OutcomeSchedule, with_outcomes
+from tools.loadgen.feedback import FeedbackPublisher, OutcomeSchedule, shop_publisher, with_outcomes
 from tools.loadgen.generator import LoadGenerator, sim_records, sim_rows
 
 FAST = OutcomeDelays().scaled(0.01)  # chargebacks 0.2-0.6 s, settlement 0.3 s, a pricing period 0.1 s
@@ -140,3 +140,12 @@ def test_replayed_labels_become_valid_outcomes(tmp_path: Path) -> None:
     clicked = [f.record["shown"][0]["clicked"] for f in published if f.service == "ad_ctr"]
     assert sorted(clicked) == [False, False, False, True]
     assert sum(f.record.get("fraud", False) for f in published) == 1
+
+
+def test_only_scenarios_with_pricing_read_decisions() -> None:
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")  # nothing listens: no client may start yet
+    for scenario, reads in (("all", True), ("pricing", True), ("payments", False), ("ulb", False)):
+        publisher = shop_publisher(kafka, scenario, "fb", delay_scale=0.5)
+        assert (publisher.decisions is not None) == reads == (publisher.ledger is not None)
+        assert publisher.delays == OutcomeDelays().scaled(0.5)
+        publisher.close()

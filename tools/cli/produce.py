@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.settings import KafkaSettings
-from sim.outcomes import OutcomeDelays
 from tools.cli.common import add_bootstrap, fraction, kafka_from_args, positive_float, require, require_reachable
 from tools.loadgen.datasets import REPLAY_SCENARIOS, default_data_dir, replay_records, replay_rows
-from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, DecisionReader, FeedbackPublisher, with_outcomes
+from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, FeedbackPublisher, shop_publisher, with_outcomes
 from tools.loadgen.generator import SIM_SCENARIOS, LoadGenerator, sim_records, sim_rows
 
 
@@ -81,17 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _publisher(args: argparse.Namespace, kafka: KafkaSettings) -> FeedbackPublisher:
-    """The shop's outcomes; pricing's need the decisions, read from now on."""
-    delays = OutcomeDelays().scaled(args.outcome_delay_scale)
-    if args.scenario not in ("pricing", "all"):
-        return FeedbackPublisher(args.feedback_topic, delays, seed=args.seed)
-    from sim import make_stream
-    from sim.pricing import PricingSim
-
-    pricing = make_stream("pricing", seed=args.seed)
-    assert isinstance(pricing, PricingSim)
-    decisions = DecisionReader(kafka, args.decisions_topic, since_ms=int(time.time() * 1000))
-    return FeedbackPublisher(args.feedback_topic, delays, args.seed, pricing, decisions)
+    return shop_publisher(kafka, args.scenario, args.feedback_topic, seed=args.seed,
+                          delay_scale=args.outcome_delay_scale, decisions_topic=args.decisions_topic)
 
 
 def _show_progress(generator: LoadGenerator, worker: threading.Thread, quiet: bool, total: int | None) -> None:

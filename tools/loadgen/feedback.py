@@ -10,6 +10,12 @@ Pricing needs the service's decision, so the publisher reads ``pricing.decisions
 process (a consumer group of its own, never committed) from the moment it was built: an older
 decision of an earlier run, identical in key and event time when the seed is the same, is
 skipped by its record timestamp.
+
+In code (the demo drives a :class:`~tools.loadgen.generator.LoadGenerator` in-process)::
+
+    publisher = shop_publisher(kafka, "all", "shop.feedback", seed=7)
+    records = with_outcomes(sim_rows("all", 7), publisher)
+    LoadGenerator(kafka, records, rate=200.0, feedback=publisher).run()
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from confluent_kafka import Consumer, KafkaError
 from shared.settings import KafkaSettings
 from sim.outcomes import Due, OutcomeDelays, PricingLedger, row_outcomes
 from sim.pricing import PricingSim
+from sim.registry import make_stream
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +181,21 @@ class FeedbackPublisher:
     def close(self) -> None:
         if self.decisions is not None:
             self.decisions.close()
+
+
+def shop_publisher(
+    kafka: KafkaSettings, scenario: str, topic: str, seed: int = 7, delay_scale: float = 1.0,
+    decisions_topic: str = DEFAULT_DECISIONS_TOPIC,
+) -> FeedbackPublisher:
+    """The publisher of a ``produce`` scenario (``all``, a stream or a replay): it reads the pricing
+    decisions, from now on, when the scenario has pricing requests. Starts no client yet."""
+    delays = OutcomeDelays().scaled(delay_scale)
+    if scenario not in ("pricing", "all"):
+        return FeedbackPublisher(topic, delays, seed=seed)
+    pricing = make_stream("pricing", seed=seed)
+    assert isinstance(pricing, PricingSim)
+    decisions = DecisionReader(kafka, decisions_topic, since_ms=int(time.time() * 1000))
+    return FeedbackPublisher(topic, delays, seed, pricing, decisions)
 
 
 def with_outcomes(rows: Iterable[LabelledRecord], publisher: FeedbackPublisher) -> Iterator[tuple[str, Record]]:
