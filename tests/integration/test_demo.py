@@ -1,4 +1,5 @@
-"""The README's demo command, end to end: its own broker, all four services, a producer, a summary."""
+"""The README's demo command, end to end: its own broker, all four services, the monitor, a producer
+with the shop's outcomes, a summary with live quality."""
 
 from __future__ import annotations
 
@@ -44,8 +45,14 @@ def test_demo_scores_with_every_service_and_leaves_nothing_behind(broker: str, d
     )
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in run_dir.glob("*.log"))
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n{logs}"
-    for service in SHOP_SERVICES:
+    for service in (*SHOP_SERVICES, "monitor"):
         match = re.search(rf"summary {service}: scored=(\d+) dlq=(\d+)", result.stdout)
         assert match, f"no summary line for {service}:\n{result.stdout[-2000:]}"
         assert int(match.group(1)) > 0, f"{service} scored nothing"
+    # Live quality from the monitor: predictions joined with the shop's outcomes. Ad clicks come
+    # within 5 s; in a minute every service has joined outcomes (payments settle after 30 s).
+    live = dict(re.findall(r"^live (\w+) v\d+  (.*)  n=[\d,]+$", result.stdout, re.M))
+    assert re.match(r"auc 0\.\d+ \(base 0\.\d+\)", live.get("ad_ctr", "")), f"no live ad AUC:\n{result.stdout[-3000:]}"
+    if broker == "kafka":
+        assert set(live) == set(SHOP_SERVICES), f"live quality missing:\n{result.stdout[-3000:]}"
     assert _leftovers(run_dir) == [], "the demo must stop every service and the broker"

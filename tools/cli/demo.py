@@ -1,9 +1,11 @@
-"""``shopstream demo``: an embedded broker, every service, a steady producer and a live view.
+"""``shopstream demo``: an embedded broker, every service, the monitor, a steady producer and a live view.
 
 Everything runs locally with no Docker: Apache Kafka from the project's harness (Java 17 and
 Maven) or, without them, the in-memory Tansu broker from PyPI (``--broker``), each service as
-its own ``shopstream serve`` process, and the simulated shop as producer. Ctrl-C (or
-``--duration``) drains the services with SIGTERM and stops the broker.
+its own ``shopstream serve`` process, and the simulated shop as producer. The services copy their
+predictions to the feedback topic, where the shop also publishes what happened after each event
+(with compressed delays), and the live-quality monitor joins the two. Ctrl-C (or ``--duration``)
+drains the services with SIGTERM and stops the broker.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from services.registry import SERVICE_MODULES, SHOP_SERVICES
+from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
 from shared.settings import KafkaSettings
+from sim.outcomes import OutcomeDelays
 from tools.broker.errors import HarnessError
 from tools.cli.common import positive_float, require_reachable
-from tools.cli.demo_view import DemoView, SampleTap
+from tools.cli.demo_view import MONITOR, DemoView, SampleTap
 from tools.cli.topics import deployment_topics
-from tools.loadgen.generator import LoadGenerator, sim_records
+from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, DecisionReader, FeedbackPublisher, with_outcomes
+from tools.loadgen.generator import LoadGenerator, sim_rows
 from tools.supervisor import ServiceProcess, wait_until
 
 logger = logging.getLogger(__name__)
@@ -34,9 +39,10 @@ logger = logging.getLogger(__name__)
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
-        help="run everything locally: broker, the four services, a producer and a live view",
-        description="Start an embedded Kafka broker, create the topics, run every service as its own "
-        "process, drive the simulated shop at --rate events/s and show live scores. Ctrl-C stops.",
+        help="run everything locally: broker, the four services, the monitor, a producer and a live view",
+        description="Start an embedded Kafka broker, create the topics, run every service and the live-quality "
+        "monitor as its own process, drive the simulated shop (events and their outcomes) at --rate events/s "
+        "and show live scores and live quality. Ctrl-C stops.",
     )
     parser.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--rate", type=positive_float, default=200.0, help="events/s over all four streams")
@@ -51,10 +57,10 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def available_services() -> list[str]:
-    """The shop services whose code is present (the demo runs what exists)."""
+def available_services(names: tuple[str, ...] = SHOP_SERVICES) -> list[str]:
+    """The services whose code is present (the demo runs what exists)."""
     found = []
-    for name in SHOP_SERVICES:
+    for name in names:
         try:
             module = importlib.import_module(SERVICE_MODULES[name])
         except ImportError as exc:
@@ -81,14 +87,32 @@ def start_broker(stack: ExitStack, run_dir: Path, kind: str = "auto") -> str:
 
 
 def start_services(stack: ExitStack, names: list[str], bootstrap: str, run_dir: Path) -> dict[str, ServiceProcess]:
+    """Each service as a process; the shop services copy their predictions to the feedback topic."""
     processes = {}
     for name in names:
         env = {"KAFKA__BOOTSTRAP_SERVERS": bootstrap, "RUNTIME__SESSION_TIMEOUT_MS": "6000",
                "INSTANCE_ID": f"demo-{name}"}
+        if name != MONITOR:
+            env["FEEDBACK_TOPIC"] = DEFAULT_FEEDBACK_TOPIC
         process = ServiceProcess(name, env, run_dir / f"{name}.log").start()
         stack.callback(_stop_service, process)
         processes[name] = process
     return processes
+
+
+def shop(kafka: KafkaSettings, rate: float, bad_fraction: float, seed: int = 7) -> LoadGenerator:
+    """The simulated shop: its events, and their outcomes on the feedback topic when due, as
+    ``shopstream produce all --feedback-topic shop.feedback`` sends them (pricing's sales need
+    the service's decisions, read from now on)."""
+    from sim import make_stream
+    from sim.pricing import PricingSim
+
+    pricing = make_stream("pricing", seed=seed)
+    assert isinstance(pricing, PricingSim)
+    decisions = DecisionReader(kafka, DEFAULT_DECISIONS_TOPIC, since_ms=int(time.time() * 1000))
+    feedback = FeedbackPublisher(DEFAULT_FEEDBACK_TOPIC, OutcomeDelays(), seed, pricing, decisions)
+    records = with_outcomes(sim_rows("all", seed), feedback)
+    return LoadGenerator(kafka, records, rate=rate, bad_fraction=bad_fraction, seed=seed, feedback=feedback)
 
 
 def _stop_service(process: ServiceProcess) -> None:
@@ -104,17 +128,18 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="shopstream-demo-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     names = available_services()
+    monitor = available_services((MONITOR,))
     with ExitStack() as stack:
         print(f"shopstream demo: logs in {run_dir}")
         bootstrap = args.bootstrap_servers or start_broker(stack, run_dir, args.broker)
         kafka = KafkaSettings(bootstrap_servers=bootstrap)
         require_reachable(kafka)
-        _create_topics(kafka, names, args.partitions)
-        processes = start_services(stack, names, bootstrap, run_dir)
+        _create_topics(kafka, names + monitor, args.partitions)
+        processes = start_services(stack, names + monitor, bootstrap, run_dir)
         if not wait_until(lambda: all(p.ready() or not p.alive() for p in processes.values()), 180, 0.5):
             print("some services did not become ready within 180 s; see their logs")
         _report_dead(processes, run_dir)
-        generator = LoadGenerator(kafka, sim_records("all", 7), rate=args.rate, bad_fraction=args.bad_fraction)
+        generator = shop(kafka, args.rate, args.bad_fraction)
         producer = threading.Thread(target=generator.run, name="demo-producer", daemon=True)
         producer.start()
         tap = stack.enter_context(SampleTap(kafka, names))

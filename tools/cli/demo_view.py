@@ -1,4 +1,8 @@
-"""The demo's live terminal view: per-service throughput, latency, lag and recent scores."""
+"""The demo's live terminal view: per-service throughput, latency, lag, live quality and recent scores.
+
+Live quality is read from the monitor's ``/metrics`` (the same gauges Prometheus scrapes): each
+service's headline measure beside its baseline on the same outcomes, and every measure below.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,46 @@ from rich.table import Table
 from services.registry import load_service
 from shared.settings import KafkaSettings
 from tools.cli.describe import describe_record
-from tools.cli.promtext import ServiceSnapshot, scrape
+from tools.cli.promtext import LiveQuality, ServiceSnapshot, scrape
 from tools.loadgen.generator import LoadGenerator
 from tools.supervisor import ServiceProcess
 
 SAMPLES_PER_SERVICE = 3
+MONITOR = "monitor"
+HEADLINE = {"ad_ctr": "auc", "fraud": "pr_auc", "pricing": "profit_vs_oracle", "recommendation": "hit_at_10"}
+"""The measure shown beside each service's throughput."""
+MEASURE_ORDER = ("auc", "log_loss", "ece", "predicted_ctr", "observed_ctr", "pr_auc", "recall_review",
+                 "recall_decline", "fraud_rate", "profit_vs_oracle", "wape", "hit_at_10", "ndcg_at_10", "coverage")
+
+
+TRAFFIC = frozenset({"observed_ctr", "fraud_rate"})
+"""Measures of the traffic, not of the model: the baseline's value is the same number."""
+
+
+def measure_text(live: LiveQuality, metric: str) -> str:
+    """``auc 0.712 (base 0.500)``; the baseline part only when the monitor has one that can differ."""
+    base = None if metric in TRAFFIC else live.baseline.get(metric)
+    return f"{metric} {live.metrics[metric]:.3f}" + ("" if base is None else f" (base {base:.3f})")
+
+
+def live_line(service: str, version: str, live: LiveQuality) -> str:
+    """``ad_ctr v0001  auc 0.712 (base 0.500)  log_loss ...  n=1,234``: every measure, in a fixed order."""
+    order = [m for m in MEASURE_ORDER if m in live.metrics] + sorted(set(live.metrics) - set(MEASURE_ORDER))
+    return "  ".join([f"{service} {version}", *(measure_text(live, m) for m in order), f"n={live.window:,.0f}"])
+
+
+def live_of(snapshots: dict[str, ServiceSnapshot | None]) -> dict[tuple[str, str], LiveQuality]:
+    monitor = snapshots.get(MONITOR)
+    return {} if monitor is None else monitor.live
+
+
+def headline(service: str, version: str, live: dict[tuple[str, str], LiveQuality]) -> str:
+    """The served version's headline measure, or "-" until the monitor has one."""
+    entry = live.get((service, version))
+    metric = HEADLINE.get(service, "")
+    if entry is None or metric not in entry.metrics:
+        return "-"
+    return f"{measure_text(entry, metric)} n={entry.window:,.0f}"
 
 
 class SampleTap:
@@ -82,18 +121,31 @@ class DemoView:
     def table(self, snapshots: dict[str, ServiceSnapshot | None]) -> Table:
         elapsed = time.monotonic() - self._started
         table = Table(title=f"shopstream demo — {elapsed:.0f}s, produced {self._generator.sent} events")
-        for column in ("service", "in", "scored", "DLQ", "p50", "p99", "batch", "lag", "model", "provider", "ready"):
-            table.add_column(column, justify="left" if column in ("service", "model", "provider") else "right")
+        columns = ("service", "in", "scored", "DLQ", "p50", "p99", "batch", "lag", "model", "provider", "live quality",
+                   "ready")
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("service", "model", "provider", "live quality")
+                             else "right")
+        live = live_of(snapshots)
         for name, snap in snapshots.items():
             if snap is None:
-                table.add_row(name, *["-"] * 9, "[red]down[/red]")
+                table.add_row(name, *["-"] * 10, "[red]down[/red]")
                 continue
             table.add_row(
                 name, f"{snap.consumed:.0f}", f"{snap.scored:.0f}", f"{snap.dead_lettered:.0f}",
                 _ms(snap.e2e_quantile(0.5)), _ms(snap.e2e_quantile(0.99)), f"{snap.mean_batch:.1f}",
                 f"{snap.lag:.0f}", snap.model_version, snap.provider.replace("ExecutionProvider", ""),
-                "[green]yes[/green]" if snap.ready else "[yellow]no[/yellow]",
+                headline(name, snap.model_version, live), "[green]yes[/green]" if snap.ready else "[yellow]no[/yellow]",
             )
+        return table
+
+    def quality(self, snapshots: dict[str, ServiceSnapshot | None]) -> Table:
+        """Every measure of every (service, version) the monitor has joined outcomes for."""
+        table = Table(title="live quality (monitor: predictions joined with outcomes; base = simple baseline)",
+                      show_header=False)
+        table.add_column("measures")
+        for (service, version), entry in sorted(live_of(snapshots).items()):
+            table.add_row(live_line(service, version, entry))
         return table
 
     def samples(self) -> Table:
@@ -113,7 +165,8 @@ class DemoView:
             return
         with Live(refresh_per_second=2, screen=False) as display:
             while time.monotonic() < deadline:
-                display.update(Group(self.table(self.snapshots()), self.samples()))
+                snapshots = self.snapshots()
+                display.update(Group(self.table(snapshots), self.quality(snapshots), self.samples()))
                 time.sleep(1.0)
 
     def final(self) -> dict[str, ServiceSnapshot | None]:
@@ -122,8 +175,11 @@ class DemoView:
     def print_summary(self, snapshots: dict[str, ServiceSnapshot | None]) -> None:
         console = Console(width=max(Console().width, 150))
         console.print(self.table(snapshots))
+        console.print(self.quality(snapshots))
         console.print(self.samples())
         for name, snap in snapshots.items():
             scored = 0.0 if snap is None else snap.scored
             console.print(f"summary {name}: scored={scored:.0f} "
                           f"dlq={0.0 if snap is None else snap.dead_lettered:.0f}")
+        for (service, version), entry in sorted(live_of(snapshots).items()):
+            console.print(f"live {live_line(service, version, entry)}", soft_wrap=True)

@@ -11,6 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass
+class LiveQuality:
+    """What the live-quality monitor measured for one (service, model version) over its window."""
+
+    window: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class ServiceSnapshot:
     consumed: float = 0.0
     scored: float = 0.0
@@ -22,6 +31,8 @@ class ServiceSnapshot:
     model_version: str = "-"
     provider: str = "-"
     e2e_buckets: dict[float, float] = field(default_factory=dict)
+    live: dict[tuple[str, str], LiveQuality] = field(default_factory=dict)
+    """(monitored service, model version) → live quality; only the monitor exports these."""
 
     @property
     def mean_batch(self) -> float:
@@ -75,8 +86,23 @@ def parse(text: str) -> ServiceSnapshot:
                 snap.model_version, snap.provider = labels["model_version"], labels["provider"]
             elif name == "shopstream_end_to_end_seconds_bucket":
                 buckets[float(labels["le"])] += value
+            elif name in LIVE_FAMILIES:
+                _add_live(snap.live.setdefault((labels["service"], labels["model_version"]), LiveQuality()),
+                          name, labels, value)
     snap.e2e_buckets = dict(buckets)
     return snap
+
+
+LIVE_FAMILIES = frozenset({"shopstream_live_quality", "shopstream_live_quality_baseline", "shopstream_live_window"})
+
+
+def _add_live(live: LiveQuality, name: str, labels: dict[str, str], value: float) -> None:
+    if name == "shopstream_live_window":
+        live.window = value
+    elif name == "shopstream_live_quality":
+        live.metrics[labels["metric"]] = value
+    else:
+        live.baseline[labels["metric"]] = value
 
 
 def scrape(port: int, timeout: float = 1.0) -> ServiceSnapshot | None:
