@@ -1,9 +1,10 @@
 """The dashboards and alerts against a real Prometheus scraping the real services.
 
-The four services run as ``shopstream serve`` processes on the session's Kafka broker, fed by
-the simulated shop. Prometheus (the Debian ``prometheus`` binary) scrapes them every second with
-the committed scrape job and alert rules (only ``for:`` shortened). Every query of every panel
-of every dashboard must return data (the Business rows once their metric families exist: see
+The four services and the live-quality monitor run as ``shopstream serve`` processes on the
+session's Kafka broker, fed by the simulated shop: its events, and their outcomes on the feedback
+topic where the services also copy their predictions. Prometheus (the Debian ``prometheus``
+binary) scrapes them every second with the committed scrape job and alert rules (only ``for:``
+shortened). Every query of every panel of every dashboard must return data (see
 ``PENDING_ROWS``), and the DLQ alert must stay quiet on clean traffic and fire once bad events
 arrive.
 """
@@ -30,8 +31,13 @@ import pytest
 import yaml
 
 from shared.runtime.restore import ensure_topics
+from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
 from shared.settings import KafkaSettings
-from tools.loadgen.generator import LoadGenerator, Record, sim_records
+from sim import make_stream
+from sim.outcomes import OutcomeDelays
+from sim.pricing import PricingSim
+from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, DecisionReader, FeedbackPublisher, with_outcomes
+from tools.loadgen.generator import LoadGenerator, Record, sim_rows
 from tools.supervisor import ServiceProcess, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,13 +48,14 @@ import catalog  # noqa: E402
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
+MONITOR = "monitor"
 PARTITIONS = 2
 RATE_WINDOW = "15s"  # $__rate_interval for a 1 s scrape interval
 DLQ_ALERT = "ShopstreamDeadLetterRateHigh"
-PENDING_ROWS: frozenset[str] = frozenset({"Live quality"})
-"""Rows whose metric families this stack does not export yet: the live-quality row needs the
-monitor and the shop's outcomes on the feedback topic. Every other panel of every dashboard is
-checked; a pending row that starts answering fails the test, so the set cannot go stale."""
+PENDING_ROWS: frozenset[str] = frozenset()
+"""Rows whose metric families no service exports yet; a pending row that starts answering fails
+the test, so the set cannot go stale. Empty now: every panel of every dashboard is checked,
+the Live quality row included (the monitor runs here, fed by the shop's outcomes)."""
 
 
 @dataclass
@@ -69,6 +76,8 @@ def service_env(name: str, bootstrap: str, prefix: str) -> dict[str, str]:
     for field_name, info in cls.model_fields.items():
         if field_name.endswith("_topic") and isinstance(info.default, str):
             env[field_name.upper()] = f"{prefix}.{info.default}"
+    if name != MONITOR:  # the monitor's input is the feedback topic itself
+        env["FEEDBACK_TOPIC"] = f"{prefix}.{DEFAULT_FEEDBACK_TOPIC}"
     return env
 
 
@@ -136,9 +145,14 @@ def api(url: str, path: str, **params: str) -> Any:
     return body["data"]
 
 
-def remapped(prefix: str, seed: int) -> Iterator[tuple[str, Record]]:
-    for topic, record in sim_records("all", seed):
-        yield f"{prefix}.{topic}", record
+def shop(kafka: KafkaSettings, prefix: str, seed: int) -> tuple[Iterator[tuple[str, Record]], FeedbackPublisher]:
+    """The simulated shop's events on this test's topics, and their outcomes on its feedback topic."""
+    pricing = make_stream("pricing", seed=seed)
+    assert isinstance(pricing, PricingSim)
+    decisions = DecisionReader(kafka, f"{prefix}.{DEFAULT_DECISIONS_TOPIC}", since_ms=int(time.time() * 1000))
+    feedback = FeedbackPublisher(f"{prefix}.{DEFAULT_FEEDBACK_TOPIC}", OutcomeDelays(), seed, pricing, decisions)
+    events = with_outcomes(sim_rows("all", seed), feedback)
+    return ((f"{prefix}.{topic}", record) for topic, record in events), feedback
 
 
 @pytest.fixture(scope="module")
@@ -146,10 +160,10 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     run_dir = tmp_path_factory.mktemp("observability")
     prefix = f"obs{uuid.uuid4().hex[:8]}"
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    ensure_topics(kafka, {input_topic(name, prefix): (PARTITIONS, {}) for name in SERVICES})
+    ensure_topics(kafka, {input_topic(name, prefix): (PARTITIONS, {}) for name in (*SERVICES, MONITOR)})
     with ExitStack() as exits:
         services = {}
-        for name in SERVICES:
+        for name in (*SERVICES, MONITOR):
             process = ServiceProcess(name, service_env(name, kafka_bootstrap, prefix), run_dir / f"{name}.log")
             exits.callback(stop, process)
             services[name] = process.start()
@@ -158,7 +172,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             if not process.ready():
                 pytest.fail(f"{name} not ready: {(run_dir / f'{name}.log').read_text()[-3000:]}")
         url = start_prometheus(exits, run_dir, prometheus_files(run_dir, services))
-        generator = LoadGenerator(kafka, remapped(prefix, seed=11), rate=160.0)
+        records, feedback = shop(kafka, prefix, seed=11)
+        generator = LoadGenerator(kafka, records, rate=160.0, seed=11, feedback=feedback)
         worker = threading.Thread(target=generator.run, name="observability-producer", daemon=True)
         worker.start()
         exits.callback(worker.join, 30)
