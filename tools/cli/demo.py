@@ -24,7 +24,9 @@ from typing import Any
 from services.registry import SERVICE_MODULES, SHOP_SERVICES
 from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
 from shared.settings import KafkaSettings
+from sim import make_stream
 from sim.outcomes import OutcomeDelays
+from sim.pricing import PricingSim
 from tools.broker.errors import HarnessError
 from tools.cli.common import positive_float, require_reachable
 from tools.cli.demo_view import MONITOR, DemoView, SampleTap
@@ -104,9 +106,6 @@ def shop(kafka: KafkaSettings, rate: float, bad_fraction: float, seed: int = 7) 
     """The simulated shop: its events, and their outcomes on the feedback topic when due, as
     ``shopstream produce all --feedback-topic shop.feedback`` sends them (pricing's sales need
     the service's decisions, read from now on)."""
-    from sim import make_stream
-    from sim.pricing import PricingSim
-
     pricing = make_stream("pricing", seed=seed)
     assert isinstance(pricing, PricingSim)
     decisions = DecisionReader(kafka, DEFAULT_DECISIONS_TOPIC, since_ms=int(time.time() * 1000))
