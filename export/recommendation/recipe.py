@@ -7,12 +7,12 @@ Options (``--set key=value``):
 * ``events`` (sim: clickstream events to train on, 300000), ``skip`` (sim: start later in the
   stream, for fine-tuning on "new" data);
 * ``attributes`` (``1``, default: add brand/category embeddings where the data has them, i.e.
-  Beauty's ``item2attributes``; ``0``: item ids only),
+  Beauty's ``item2attributes`` and the simulated shop's item categories; ``0``: item ids only),
 * ``dim`` (64), ``layers`` (2), ``heads`` (1), ``dropout`` (0.2 sim, 0.5 real), ``max_len`` (50),
   ``negatives`` (1024 shared uniform negatives per batch; 0 = full softmax), ``lr`` (0.002),
   ``bce`` (weight of an extra SASRec-style binary loss, 0), ``ce`` (weight of the
   cross-entropy, 1; ``ce=0 bce=1`` is SASRec's binary loss alone), ``bias`` (``1``: a learned
-  per-item output bias; 0, the default, keeps older checkpoints loadable),
+  per-item output bias; the default for sim, 0 for real data),
   ``select`` (early-stopping metric: ``full`` NDCG@10, the default, or ``sampled`` NDCG@10
   against validation negatives drawn with their own seed, never the test ones),
   ``budget_s`` (training wall-clock cap: 400 sim, 1140 real), ``batch`` (256),
@@ -21,8 +21,8 @@ Options (``--set key=value``):
   epochs and keeping the last; pass ``--epochs`` as chosen on validation by an earlier run,
   or ``--from`` that run for a short update. The test item is still never trained on).
 
-``--from vNNNN`` fine-tunes that version's weights (same architecture and catalogue), at half
-the learning rate unless ``lr`` is set.
+``--from vNNNN`` fine-tunes that version's weights (same architecture and catalogue; ``bias`` and
+``attributes`` default to that version's), at half the learning rate unless ``lr`` is set.
 The held-out metrics in the manifest's ``onnx_*`` entries come from the exported graph run
 through :class:`services.recommendation.ranker.OnnxRanker` and the serving features.
 """
@@ -84,10 +84,18 @@ def _load(args: RecipeArgs) -> tuple[SequenceDataset, dict[str, Any]]:
     return ds, {"num_items": ds.num_items, "item_id_offset": 0, "popular": {ALL: popular}}
 
 
+def _inherited(args: RecipeArgs) -> dict[str, str]:
+    """The ``bias`` and ``attributes`` of the version fine-tuned from (``--from``), so its checkpoint fits."""
+    if not args.from_version:
+        return {}
+    model = args.repository.get("recommendation", args.from_version).training.extra.get("model", {})
+    return {"bias": "1" if model.get("item_bias") else "0", "attributes": "1" if model.get("num_attributes") else "0"}
+
+
 def _configs(args: RecipeArgs, ds: SequenceDataset) -> tuple[SASRecConfig, TrainConfig]:
-    o = args.options
+    sim = args.options.get("data", "sim") == "sim"
+    o = {"bias": "1" if sim else "0", **_inherited(args), **args.options}
     attrs = ds.attributes if o.get("attributes", "1") == "1" and ds.attributes else {}
-    sim = o.get("data", "sim") == "sim"
     model = SASRecConfig(
         num_items=ds.num_items,
         num_attributes=max((max(v) for v in attrs.values() if v), default=0),
@@ -97,7 +105,7 @@ def _configs(args: RecipeArgs, ds: SequenceDataset) -> tuple[SASRecConfig, Train
         layers=int(o.get("layers", 2)),
         heads=int(o.get("heads", 1)),
         dropout=float(o.get("dropout", 0.2 if sim else 0.5)),
-        item_bias=o.get("bias", "0") == "1",
+        item_bias=o["bias"] == "1",
     )
     if o.get("refit") == "1" and not (args.epochs or args.tiny):
         raise ValueError("refit=1 needs --epochs: the epoch count an earlier run chose on validation")

@@ -53,7 +53,11 @@ def sim_clicks(n_events: int, seed: int = 7, skip: int = 0) -> SimClicks:
         popularity[event["item_id"] + ITEM_ID_OFFSET] += weight
     sequences = [[i + ITEM_ID_OFFSET for i in sequence_of(h)] for h in histories.values()]
     sequences = [s for s in sequences if len(s) >= MIN_LENGTH]
-    ds = SequenceDataset(f"sim:seed={seed}:events={skip}+{n_events}", sequences, world.catalogue.n_items)
+    # The item's category as a side feature (ids from 1): an item seen a few times still gets its
+    # category's vector, the part of a user's taste the simulator draws from.
+    categories = {i + ITEM_ID_OFFSET: [int(c) + 1] for i, c in enumerate(world.catalogue.category.tolist())}
+    ds = SequenceDataset(f"sim:seed={seed}:events={skip}+{n_events}", sequences, world.catalogue.n_items,
+                         categories)
     logger.info("%s: %d users, %d interactions", ds.name, ds.num_users, ds.num_interactions)
     return SimClicks(ds, popularity)
 

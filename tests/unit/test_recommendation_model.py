@@ -12,7 +12,7 @@ from export.recommendation.data import SequenceDataset, sample_negatives  # noqa
 from export.recommendation.evaluate import evaluate, torch_predictor  # noqa: E402
 from export.recommendation.model import SASRec, SASRecConfig  # noqa: E402
 from export.recommendation.recipe import make_spec  # noqa: E402
-from export.recommendation.train import TrainConfig, batch_loss, train  # noqa: E402
+from export.recommendation.train import TrainConfig, batch_loss, make_batches, train  # noqa: E402
 from services.recommendation.ranker import OnnxRanker  # noqa: E402
 from shared.models.manifest import TrainingInfo  # noqa: E402
 from shared.models.repository import ModelRepository  # noqa: E402
@@ -65,6 +65,16 @@ def test_training_learns_a_deterministic_next_item_rule():
     result = train(model, ds.train_sequences(), config, validate)
     report = evaluate(torch_predictor(result.model), ds, "test", sample_negatives(ds, 5), 8)
     assert report["full"]["HR@1"] > 0.9 and report["sampled"]["HR@1"] > 0.9
+
+
+def test_a_history_longer_than_the_window_has_every_item_trained_as_a_target_once():
+    long, short = list(range(1, 24)), [30, 31, 32]
+    batches = make_batches([long, short], max_len=5, batch_size=2, rng=np.random.default_rng(0))
+    targets = sorted(int(t) for _, target in batches for t in target.flatten() if t > 0)
+    assert targets == long[1:] + short[1:]  # not only the newest window of the long history
+    for inputs, target in batches:  # each position's target is the item after it (both runs count up by one)
+        real = inputs > 0
+        assert torch.equal(target[real], inputs[real] + 1)
 
 
 def test_refit_trains_through_the_validation_item_but_never_on_the_test_item():
