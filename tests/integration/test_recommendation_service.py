@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,8 @@ def test_history_from_before_a_sigkill_is_used_after_the_restart(
 ) -> None:
     topic = topic_factory(partitions=1)
     stream = sim_events(3000)
-    user_events = [e for e in stream if e["user_id"] == stream[0]["user_id"]]
+    busiest = Counter(e["user_id"] for e in stream).most_common(1)[0][0]  # a history worth restoring
+    user_events = [e for e in stream if e["user_id"] == busiest]
     before, after = user_events[:-1], user_events[-1:]
     env = {
         "INPUT_TOPIC": topic, "OUTPUT_TOPIC": f"{topic}.reco", "GROUP_ID": group_id_factory(),

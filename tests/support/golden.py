@@ -123,11 +123,13 @@ def _unscorable(service: str, value: bytes) -> bytes:
     return json.dumps(event).encode()
 
 
-def replay(service: str, inputs: Sequence[InputRecord], models_dir: Path) -> GoldenRun:
-    """Score the inputs as the runtime would, ``BATCH_SIZE`` records at a time."""
+def replay(service: str, inputs: Sequence[InputRecord], models_dir: Path,
+           model_version: str | None = None) -> GoldenRun:
+    """Score the inputs as the runtime would, ``BATCH_SIZE`` records at a time, with ``model_version``
+    (default: the newest, as a service would load)."""
     spec = load_service(service)
     settings = spec.settings_class(models_dir=models_dir, model_poll_interval_s=3600, config_topic=None,
-                                   intra_op_threads=1, execution_providers=["cpu"])
+                                   intra_op_threads=1, execution_providers=["cpu"], model_version=model_version)
     scorer = spec.create_scorer(settings)
     state = StateStore() if scorer.stateful else None
     scorer.load(LoadContext(settings=settings, state=state))
@@ -218,6 +220,14 @@ def load(service: str) -> tuple[list[InputRecord], GoldenRun]:
               for r in document["inputs"]]
     state = {key: state_view(service, value) for key, value in document["state"].items()}
     return inputs, GoldenRun(document["outputs"], state)
+
+
+def recorded_version(run: GoldenRun) -> str:
+    """The model version a golden run scored with (its outputs' ``x-model-version`` header).
+
+    A replay pins it: the goldens hold one fixed model's outputs, and a newer default version
+    changes the scores on purpose without the hot path having changed."""
+    return str(next(o["headers"][h.MODEL_VERSION] for o in run.outputs if h.MODEL_VERSION in o["headers"]))
 
 
 def _unb64(text: str | None) -> bytes | None:
