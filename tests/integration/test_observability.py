@@ -33,10 +33,7 @@ import yaml
 from shared.runtime.restore import ensure_topics
 from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
 from shared.settings import KafkaSettings
-from sim import make_stream
-from sim.outcomes import OutcomeDelays
-from sim.pricing import PricingSim
-from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, DecisionReader, FeedbackPublisher, with_outcomes
+from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, FeedbackPublisher, shop_publisher, with_outcomes
 from tools.loadgen.generator import LoadGenerator, Record, sim_rows
 from tools.supervisor import ServiceProcess, free_port, wait_until
 
@@ -147,10 +144,8 @@ def api(url: str, path: str, **params: str) -> Any:
 
 def shop(kafka: KafkaSettings, prefix: str, seed: int) -> tuple[Iterator[tuple[str, Record]], FeedbackPublisher]:
     """The simulated shop's events on this test's topics, and their outcomes on its feedback topic."""
-    pricing = make_stream("pricing", seed=seed)
-    assert isinstance(pricing, PricingSim)
-    decisions = DecisionReader(kafka, f"{prefix}.{DEFAULT_DECISIONS_TOPIC}", since_ms=int(time.time() * 1000))
-    feedback = FeedbackPublisher(f"{prefix}.{DEFAULT_FEEDBACK_TOPIC}", OutcomeDelays(), seed, pricing, decisions)
+    feedback = shop_publisher(kafka, "all", f"{prefix}.{DEFAULT_FEEDBACK_TOPIC}", seed,
+                              decisions_topic=f"{prefix}.{DEFAULT_DECISIONS_TOPIC}")
     events = with_outcomes(sim_rows("all", seed), feedback)
     return ((f"{prefix}.{topic}", record) for topic, record in events), feedback
 

@@ -24,14 +24,11 @@ from typing import Any
 from services.registry import SERVICE_MODULES, SHOP_SERVICES
 from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
 from shared.settings import KafkaSettings
-from sim import make_stream
-from sim.outcomes import OutcomeDelays
-from sim.pricing import PricingSim
 from tools.broker.errors import HarnessError
 from tools.cli.common import positive_float, require_reachable
 from tools.cli.demo_view import MONITOR, DemoView, SampleTap
 from tools.cli.topics import deployment_topics
-from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, DecisionReader, FeedbackPublisher, with_outcomes
+from tools.loadgen.feedback import shop_publisher, with_outcomes
 from tools.loadgen.generator import LoadGenerator, sim_rows
 from tools.supervisor import ServiceProcess, wait_until
 
@@ -106,10 +103,7 @@ def shop(kafka: KafkaSettings, rate: float, bad_fraction: float, seed: int = 7) 
     """The simulated shop: its events, and their outcomes on the feedback topic when due, as
     ``shopstream produce all --feedback-topic shop.feedback`` sends them (pricing's sales need
     the service's decisions, read from now on)."""
-    pricing = make_stream("pricing", seed=seed)
-    assert isinstance(pricing, PricingSim)
-    decisions = DecisionReader(kafka, DEFAULT_DECISIONS_TOPIC, since_ms=int(time.time() * 1000))
-    feedback = FeedbackPublisher(DEFAULT_FEEDBACK_TOPIC, OutcomeDelays(), seed, pricing, decisions)
+    feedback = shop_publisher(kafka, "all", DEFAULT_FEEDBACK_TOPIC, seed)
     records = with_outcomes(sim_rows("all", seed), feedback)
     return LoadGenerator(kafka, records, rate=rate, bad_fraction=bad_fraction, seed=seed, feedback=feedback)
 
