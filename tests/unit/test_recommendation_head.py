@@ -14,13 +14,14 @@ from services.recommendation.ranker import OnnxRanker, length_groups, top_k
 from shared.errors import ModelSpecMismatch
 from shared.models.session import OnnxModel
 
-MODEL = Path(__file__).resolve().parents[2] / "models" / "recommendation" / "v0001" / "model.onnx"
+MODELS = Path(__file__).resolve().parents[2] / "models" / "recommendation"
 NUM_ITEMS, OFFSET, MAX_LEN = 5000, 1, 50
 
 
-@pytest.fixture(scope="module")
-def exported() -> onnx.ModelProto:
-    return onnx.load(str(MODEL))
+@pytest.fixture(scope="module", params=["v0001", "v0002"])
+def exported(request: pytest.FixtureRequest) -> onnx.ModelProto:
+    """The committed graphs: v0001 ends in the padding bias, v0002 in a learned item bias too."""
+    return onnx.load(str(MODELS / request.param / "model.onnx"))
 
 
 def session(model: onnx.ModelProto) -> OnnxModel:
@@ -70,12 +71,15 @@ def test_the_head_returns_what_numpy_took_from_the_full_scores(exported: onnx.Mo
     assert not set(items[0].tolist()) & {t - OFFSET for t in excluded[0]}
 
 
-def test_the_allowed_mask_goes_on_the_bias_and_the_file_is_not_changed(exported: onnx.ModelProto) -> None:
+def test_the_allowed_mask_goes_on_the_bias_and_the_file_is_not_changed(exported: onnx.ModelProto,
+                                                                       request: pytest.FixtureRequest) -> None:
     before = exported.SerializeToString()
     served = append_top_k(exported, num_items=NUM_ITEMS, offset=OFFSET, k=10)
     assert exported.SerializeToString() == before
     wheres = [n for n in served.graph.node if n.op_type == "Where"]
-    assert [n.input[:2] for n in wheres] == [["allowed", "pad_bias"]]
+    # v0001's scores end in + pad_bias, v0002's in + item_bias: the mask goes on that last bias
+    last_bias = {"v0001": "pad_bias", "v0002": "item_bias"}[request.node.callspec.params["exported"]]
+    assert [n.input[:2] for n in wheres] == [["allowed", last_bias]]
     assert [o.name for o in served.graph.output] == ["top_scores", "top_items"]
 
 
