@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.registry import load_service
+from shared.models.repository import ModelRepository
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from tests.support.cli import shopstream
 from tests.support.factories import GroupIdFactory, TopicFactory
@@ -52,4 +53,5 @@ def test_replayed_data_set_is_scored_by_its_service(
     dead = [r.headers for r in out if r.topic.endswith(".dlq")]
     assert dead == []
     assert len(out) == events
-    assert all(json.loads(r.value or b"{}")["model_version"] == "v0001" for r in out)
+    serving = ModelRepository(REPO_ROOT / "models").latest(settings.model_name)  # the newest committed version
+    assert {json.loads(r.value or b"{}")["model_version"] for r in out} == {serving}
