@@ -104,6 +104,10 @@ class ModelManifest(BaseModel):
     variants: dict[str, VariantInfo] = Field(default_factory=dict)
     checkpoint: FileRef | None = None
     """Torch weights (safetensors) kept for fine-tuning from this version."""
+    assets: dict[str, FileRef] = Field(default_factory=dict)
+    """Files a scorer reads beside the graph, by role (``{"tokenizer": tokenizer.json}``):
+    versioned and checksummed with it, so a hot swap never pairs a graph with another
+    version's tokenizer."""
     opset: int
     libraries: dict[str, str] = Field(default_factory=dict)
     """Versions of torch, transformers, onnx, onnxruntime used to build this version."""

@@ -113,8 +113,24 @@ class ModelRepository:
             raise ChecksumMismatch(str(path), expected, actual)
         return manifest, data
 
+    def read_asset(self, manifest: ModelManifest, role: str) -> bytes:
+        """The bytes of one of ``manifest``'s assets, checked against its sha256 like the graph."""
+        ref = manifest.assets.get(role)
+        if ref is None:
+            raise ModelError(f"{manifest.name} {manifest.version} has no asset {role!r} "
+                             f"(has: {sorted(manifest.assets) or 'none'})")
+        path = self.path(manifest.name, manifest.version) / ref.file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read {path}: {exc}") from exc
+        actual = sha256_bytes(data)
+        if actual != ref.sha256:
+            raise ChecksumMismatch(str(path), ref.sha256, actual)
+        return data
+
     def verify(self, name: str, version: str) -> ModelManifest:
-        """Check every file the manifest names (model, variants, checkpoint)."""
+        """Check every file the manifest names (model, variants, checkpoint, assets)."""
         manifest = self.get(name, version)
         for file_name, expected in _named_files(manifest).items():
             path = self.path(name, version) / file_name
@@ -170,6 +186,7 @@ def _named_files(manifest: ModelManifest) -> dict[str, str]:
     named.update({v.file: v.sha256 for v in manifest.variants.values()})
     if manifest.checkpoint is not None:
         named[manifest.checkpoint.file] = manifest.checkpoint.sha256
+    named.update({ref.file: ref.sha256 for ref in manifest.assets.values()})
     return named
 
 

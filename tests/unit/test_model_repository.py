@@ -8,6 +8,7 @@ import pytest
 
 from shared.errors import ChecksumMismatch, ModelError
 from shared.models import ModelManifest, ModelRepository
+from shared.models.manifest import file_ref
 from tests.support.models import publish_linear
 
 
@@ -88,3 +89,23 @@ def test_manifest_round_trips_and_must_match_its_folder(tmp_path: Path) -> None:
 def test_resolve_without_versions_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no versions of model 'ghost'"):
         ModelRepository(tmp_path).resolve("ghost")
+
+
+def test_an_asset_travels_with_its_version_and_is_checked_like_the_graph(tmp_path: Path) -> None:
+    repo = ModelRepository(tmp_path)
+    base = publish_linear(repo)
+    tokenizer = tmp_path / "tokenizer.json"
+    tokenizer.write_bytes(b'{"model": {"vocab": {"[PAD]": 0}}}')
+    files = {"model.onnx": repo.path("linear", base.version) / "model.onnx", "tokenizer.json": tokenizer}
+    with_asset = repo.write_version(base.model_copy(update={"assets": {"tokenizer": file_ref(tokenizer)}}), files)
+    assert repo.read_asset(with_asset, "tokenizer") == tokenizer.read_bytes()
+    with pytest.raises(ModelError, match="no asset 'vocab'"):
+        repo.read_asset(with_asset, "vocab")
+    flip_byte(repo.path("linear", with_asset.version) / "tokenizer.json", offset=3)
+    with pytest.raises(ChecksumMismatch):
+        repo.read_asset(with_asset, "tokenizer")
+    with pytest.raises(ChecksumMismatch):
+        repo.verify("linear", with_asset.version)
+    missing = base.model_copy(update={"assets": {"tokenizer": file_ref(tokenizer)}})
+    with pytest.raises(ModelError, match=r"tokenizer\.json"):
+        repo.write_version(missing, {"model.onnx": files["model.onnx"]})
