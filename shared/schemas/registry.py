@@ -22,6 +22,7 @@ from shared.schemas.deadletter import DeadLetter
 from shared.schemas.feedback import AdOutcome, FeedbackRecord, JoinedOutcome, PaymentOutcome, SalesOutcome
 from shared.schemas.payments import FraudScore, Transaction
 from shared.schemas.pricing import PriceForecast, PricingDecision, PricingRequest
+from shared.schemas.support import SupportEscalation, SupportIntent, SupportMessage
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec("transactions", "payments.transactions", Transaction, "user_id", "input"),
         TopicSpec("fraud_scores", "fraud.scores", FraudScore, "user_id", "output"),
         TopicSpec("fraud_alerts", "fraud.alerts", FraudScore, "user_id", "output"),
+        TopicSpec("support_messages", "support.messages", SupportMessage, "customer_id", "input"),
+        TopicSpec("support_intents", "support.intents", SupportIntent, "customer_id", "output"),
+        TopicSpec("support_escalations", "support.escalations", SupportEscalation, "customer_id", "output"),
     )
 }
 
