@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -17,8 +18,14 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "weights.safetensors"
 
 
-def save_checkpoint(module: torch.nn.Module, path: Path) -> None:
-    """Write the module's parameters and buffers (shared tensors handled by safetensors)."""
+def save_checkpoint(module: torch.nn.Module, path: Path, dtype: torch.dtype | None = None) -> None:
+    """Write the module's parameters and buffers (shared tensors handled by safetensors).
+
+    ``dtype`` stores the floating tensors in that type (a half-size fp16 checkpoint);
+    :func:`load_from_version` casts them back to the module's own dtype.
+    """
+    if dtype is not None:
+        module = copy.deepcopy(module).to(dtype)
     save_model(module, str(path))
 
 

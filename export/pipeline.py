@@ -50,6 +50,11 @@ class TrainedModel:
     variants: Sequence[str] = ("fp16", "int8")
     keep_checkpoint: bool = True
     """Keep torch weights so a later run can ``--from`` this version."""
+    checkpoint_dtype: torch.dtype | None = None
+    """Store the checkpoint's floating tensors in this dtype (``torch.float16`` halves a
+    transformer's); loading casts them back to the module's dtype."""
+    assets: Mapping[str, tuple[str, bytes]] = field(default_factory=dict)
+    """Files the scorer reads beside the graph, by role: ``{"tokenizer": ("tokenizer.json", data)}``."""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -80,11 +85,16 @@ def export_and_publish(
         files = {MODEL_FILE: base, **{v.file: Path(tmp) / v.file for v in variants.values()}}
         checkpoint = None
         if trained.keep_checkpoint:
-            save_checkpoint(trained.module, Path(tmp) / CHECKPOINT_FILE)
+            save_checkpoint(trained.module, Path(tmp) / CHECKPOINT_FILE, dtype=trained.checkpoint_dtype)
             files[CHECKPOINT_FILE] = Path(tmp) / CHECKPOINT_FILE
             checkpoint = file_ref(files[CHECKPOINT_FILE])
+        assets = {}
+        for role, (file_name, data) in trained.assets.items():
+            (Path(tmp) / file_name).write_bytes(data)
+            files[file_name] = Path(tmp) / file_name
+            assets[role] = file_ref(files[file_name])
         manifest = build_manifest(trained, base, parity, variants, timings, onnx_metrics)
-        manifest = manifest.model_copy(update={"checkpoint": checkpoint})
+        manifest = manifest.model_copy(update={"checkpoint": checkpoint, "assets": assets})
         return publish(repository, manifest, files, version=version)
 
 
