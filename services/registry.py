@@ -21,10 +21,11 @@ SERVICE_MODULES = {
     "ad_ctr": "services.ad_ctr",
     "pricing": "services.pricing",
     "fraud": "services.fraud",
+    "support": "services.support",
     "monitor": "services.monitor",
     "echo": "shared.runtime.echo",
 }
-"""The four shop services, the live-quality monitor, and ``echo`` for tests and benchmarks."""
+"""The shop services (support included), the live-quality monitor, and ``echo`` for tests and benchmarks."""
 
 SHOP_SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
 

@@ -101,7 +101,7 @@ class SupportEscalation(OutputRecord):
     queue: QueueName
     reasons: tuple[EscalationReason, ...] = Field(min_length=1, max_length=2)
     repeat_count: int = Field(
-        ge=0, description="messages about this problem within the window, this one included (0 unless repeated)"
+        ge=1, description="messages of this customer about this problem within the window, this one included"
     )
     repeat_window_s: int = Field(ge=0, description="the window repeat_count was counted over")
     channel: SupportChannel
