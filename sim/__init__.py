@@ -1,6 +1,6 @@
 """A seeded, deterministic simulated shop with known ground truth.
 
-Streams (``clickstream``, ``ads``, ``pricing``, ``payments``) yield ``(event dict, truth dict)``
+Streams (``clickstream``, ``ads``, ``pricing``, ``payments``, ``support``) yield ``(event dict, truth dict)``
 rows; events validate against :mod:`shared.schemas`. Start with :func:`make_stream`.
 """
 

@@ -12,22 +12,25 @@ from sim.clickstream import ClickConfig, ClickstreamSim
 from sim.payments import PaymentsConfig, PaymentsSim
 from sim.pricing import PricingConfig, PricingSim
 from sim.stream import SimStream
+from sim.support import SupportConfig, SupportSim
 from sim.world import World, WorldConfig
 
 logger = logging.getLogger(__name__)
 
-StreamName = Literal["clickstream", "ads", "pricing", "payments"]
+StreamName = Literal["clickstream", "ads", "pricing", "payments", "support"]
 STREAMS: dict[str, tuple[type[SimStream], type[Any]]] = {
     "clickstream": (ClickstreamSim, ClickConfig),
     "ads": (AdsSim, AdsConfig),
     "pricing": (PricingSim, PricingConfig),
     "payments": (PaymentsSim, PaymentsConfig),
+    "support": (SupportSim, SupportConfig),
 }
 TOPIC_OF_STREAM = {
     "clickstream": "clickstream.events",
     "ads": "ads.impressions",
     "pricing": "pricing.requests",
     "payments": "payments.transactions",
+    "support": "support.messages",
 }
 
 

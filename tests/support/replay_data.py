@@ -35,3 +35,25 @@ def write_tiny_data_sets(root: Path) -> Path:
     test = "0,5,0,ios_safari,9.9.9.*,3,3,null,null,1,320,50,Na,Na,7,2997,0"
     _write(root, FILES["ipinyou"][1], f"{IPY_HEADER}\n{test}\n")
     return root
+
+
+BANKING77_ROWS = (
+    ("How do I locate my card?", "card_arrival"),
+    ("My card payment was declined, why?", "declined_card_payment"),
+    ('I was charged twice for "the same" thing, please refund one', "transaction_charged_twice"),
+    ("Why is my card payment still pending?\nIt has been days.", "pending_card_payment"),
+)
+"""Four BANKING77-shaped messages (a comma, quotes and a newline inside a quoted field)."""
+
+
+def write_tiny_banking77(root: Path) -> Path:
+    """BANKING77's ``test.csv`` (``text,category``, not gzipped) with :data:`BANKING77_ROWS`."""
+    import csv
+
+    path = root / FILES["banking77"][0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "category"])
+        writer.writerows(BANKING77_ROWS)
+    return root

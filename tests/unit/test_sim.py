@@ -21,6 +21,7 @@ SMALL_CHUNKS: dict[str, dict[str, Any]] = {
     "ads": {"requests_per_chunk": 300},
     "payments": {"chunk_seconds": 60.0},
     "pricing": {"n_skus": 100},
+    "support": {"p_background": 0.2},  # a message every few payments, not one in sixty
 }
 
 

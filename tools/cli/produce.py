@@ -8,27 +8,34 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared.schemas.registry import TOPICS
 from shared.settings import KafkaSettings
 from tools.cli.common import add_bootstrap, fraction, kafka_from_args, positive_float, require, require_reachable
 from tools.loadgen.datasets import REPLAY_SCENARIOS, default_data_dir, replay_records, replay_rows
 from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, FeedbackPublisher, shop_publisher, with_outcomes
-from tools.loadgen.generator import SIM_SCENARIOS, LoadGenerator, sim_records, sim_rows
+from tools.loadgen.generator import SIM_SCENARIOS, Corrupter, LoadGenerator, sim_records, sim_rows
+from tools.loadgen.support import corrupt_message
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "produce",
-        help="produce simulated shop events (clickstream, ads, pricing, payments or all) or replay a data set",
+        help="produce simulated shop events (clickstream, ads, pricing, payments, support or all) or replay a "
+        "data set",
         description="Produce events from the simulated shop, or replay a real data set (beauty: Amazon "
         "Beauty sequences as clicks, ulb: ULB card transactions as payments, ipinyou: iPinYou impressions "
-        "as ad requests). Stops after --count events, --duration seconds, the end of a replay, or Ctrl-C.",
+        "as ad requests, banking77: BANKING77's test messages as support messages). The shop's support "
+        "messages follow its payments (declines, fraud, late deliveries). Stops after --count events, "
+        "--duration seconds, the end of a replay, or Ctrl-C.",
     )
     parser.add_argument("scenario", choices=[*SIM_SCENARIOS, "all", *REPLAY_SCENARIOS])
     parser.add_argument("--rate", type=positive_float, default=100.0, help="events/s; 0 = unthrottled")
     parser.add_argument("--count", type=int, help="stop after this many events")
     parser.add_argument("--duration", type=positive_float, help="stop after this many seconds")
     parser.add_argument("--bursty", action="store_true", help="alternate 5 s at 2x and 5 s at 0.2x the rate")
-    parser.add_argument("--bad-fraction", type=fraction, default=0.0, help="share of malformed events (DLQ demo)")
+    parser.add_argument("--bad-fraction", type=fraction, default=0.0,
+                        help="share of malformed events (DLQ demo); support messages get control characters, "
+                        "overlong texts, invalid UTF-8 or a missing field")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--topic", help="produce to this topic instead of the scenario's default (one scenario)")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     require_reachable(kafka)
     generator = LoadGenerator(
         kafka, records, rate=args.rate, count=args.count, duration_s=args.duration, bad_fraction=args.bad_fraction,
-        bursty=args.bursty, seed=args.seed, feedback=feedback,
+        bursty=args.bursty, seed=args.seed, feedback=feedback, corrupters=_corrupters(args),
     )
     worker = threading.Thread(target=generator.run, daemon=True)
     worker.start()
@@ -77,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
     if feedback is not None:
         print(f"published {generator.outcomes_sent} outcomes to {feedback.topic}")
     return 0 if generator.failed == 0 else 1
+
+
+def _corrupters(args: argparse.Namespace) -> dict[str, Corrupter]:
+    """Support messages are broken the ways a text service meets (on their topic, or ``--topic``)."""
+    if args.scenario not in ("support", "banking77", "all"):
+        return {}
+    return {args.topic or TOPICS["support_messages"].default_topic: corrupt_message}
 
 
 def _publisher(args: argparse.Namespace, kafka: KafkaSettings) -> FeedbackPublisher:

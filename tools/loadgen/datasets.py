@@ -11,9 +11,11 @@ column feeds which field and which fields are fixed placeholders:
   ``payments.transactions``, sorted by ``Time``. See :func:`ulb_events`.
 * ``ipinyou``: iPinYou RTB impressions (advertiser 2997) as :class:`AdRequest`\\s on
   ``ads.impressions``, train day then test day. See :func:`ipinyou_events`.
+* ``banking77``: BANKING77's test messages as :class:`SupportMessage`\\s on ``support.messages``.
+  See :func:`tools.loadgen.support.banking77_labelled`.
 
 Every event is built through its pydantic model, so a replayed event is valid by construction.
-Labels (fraud ``Class``, iPinYou ``click``) are not part of the input schemas: they leave the
+Labels (fraud ``Class``, iPinYou ``click``, BANKING77's intent) are not part of the input schemas: they leave the
 events, and with ``--feedback-topic`` they come back as the shop's outcomes
 (:func:`replay_rows`, shaped like the simulated shop's truth).
 The data are read from ``--data-dir`` (default ``<repo>/../shared/data``), never copied.
@@ -38,6 +40,7 @@ from shared.schemas.payments import Transaction
 from shared.schemas.registry import TOPICS
 from tools.loadgen.feedback import LabelledRecord
 from tools.loadgen.generator import Record
+from tools.loadgen.support import BANKING77_FILES, banking77_events, banking77_labelled
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +48,10 @@ FILES: dict[str, tuple[str, ...]] = {
     "beauty": ("seqrec-amazon-beauty-s3rec/Beauty.txt.gz",),
     "ulb": ("fraud-ulb-creditcard-sample/creditcard_sample.csv.gz",),
     "ipinyou": ("ctr-ipinyou-fnn-sample/train.csv.gz", "ctr-ipinyou-fnn-sample/test.csv.gz"),
+    "banking77": BANKING77_FILES,
 }
 REPLAY_SCENARIOS = tuple(FILES)
-ROLE_OF = {"beauty": "clickstream", "ulb": "transactions", "ipinyou": "ad_requests"}
+ROLE_OF = {"beauty": "clickstream", "ulb": "transactions", "ipinyou": "ad_requests", "banking77": "support_messages"}
 
 BEAUTY_START = datetime(2014, 7, 1, tzinfo=UTC)
 """The 5-core review file ends in July 2014; the replay clock starts there."""
@@ -226,10 +230,10 @@ def _device(useragent: str) -> Device:
 
 
 ADAPTERS: dict[str, Callable[[list[Path]], Iterator[BaseModel]]] = {
-    "beauty": beauty_events, "ulb": ulb_events, "ipinyou": ipinyou_events,
+    "beauty": beauty_events, "ulb": ulb_events, "ipinyou": ipinyou_events, "banking77": banking77_events,
 }
 LABELLED: dict[str, Callable[[list[Path]], Iterator[tuple[BaseModel, dict[str, Any]]]]] = {
-    "ulb": ulb_labelled, "ipinyou": ipinyou_labelled,
+    "ulb": ulb_labelled, "ipinyou": ipinyou_labelled, "banking77": banking77_labelled,
 }
-STREAM_OF = {"beauty": "clickstream", "ulb": "payments", "ipinyou": "ads"}
+STREAM_OF = {"beauty": "clickstream", "ulb": "payments", "ipinyou": "ads", "banking77": "support"}
 """The simulated stream each replay stands for: its outcomes are built the same way."""

@@ -7,7 +7,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from confluent_kafka import Producer
@@ -18,7 +18,10 @@ from tools.loadgen.feedback import FeedbackPublisher, LabelledRecord
 logger = logging.getLogger(__name__)
 
 Record = tuple[bytes, bytes]
-SIM_SCENARIOS = ("clickstream", "ads", "pricing", "payments")
+Corrupter = Callable[[Record, random.Random], Record]
+SIM_SCENARIOS = ("clickstream", "ads", "pricing", "payments", "support")
+SHOP_STREAMS = ("clickstream", "ads", "pricing", "payments")
+"""The streams ``all`` takes turns over; ``support`` follows the payments among them (:func:`sim_rows`)."""
 
 
 def corrupt(record: Record, rng: random.Random) -> Record:
@@ -32,28 +35,42 @@ def corrupt(record: Record, rng: random.Random) -> Record:
     return key, value.replace(b'"', b"'", 4)
 
 
-def sim_records(scenario: str, seed: int) -> Iterator[tuple[str, Record]]:
-    """Endless ``(topic, (key, value))`` from one simulated stream, or round-robin over all."""
-    from sim import TOPIC_OF_STREAM, iter_records
-
-    names = SIM_SCENARIOS if scenario == "all" else (scenario,)
-    # zip with repeat binds each stream's topic now; a generator expression would read the loop
-    # variable late and send every stream to the last topic.
-    streams = [zip(itertools.repeat(TOPIC_OF_STREAM[n]), iter_records(n, None, seed=seed)) for n in names]
-    for group in zip(*streams, strict=True):
-        yield from group
+def sim_records(scenario: str, seed: int, support: bool = True) -> Iterator[tuple[str, Record]]:
+    """Endless ``(topic, (key, value))`` from one simulated stream, or ``all`` of them (see :func:`sim_rows`)."""
+    return ((topic, record) for topic, record, *_ in sim_rows(scenario, seed, support))
 
 
-def sim_rows(scenario: str, seed: int) -> Iterator[LabelledRecord]:
-    """:func:`sim_records` with each event's stream, dict and truth, for the shop's outcomes."""
+def sim_rows(scenario: str, seed: int, support: bool = True) -> Iterator[LabelledRecord]:
+    """Endless rows of one simulated stream with each event's stream, dict and truth (for the shop's
+    outcomes), or of ``all``: one event of each of :data:`SHOP_STREAMS` in turn and, with ``support``,
+    each support message as soon as the payments sent reach its event time (the messages are about
+    those payments: :class:`sim.support.SupportDesk` follows them)."""
     from sim import TOPIC_OF_STREAM, make_stream
 
-    names = SIM_SCENARIOS if scenario == "all" else (scenario,)
-    streams = [make_stream(n, seed=seed) for n in names]
-    rows = [zip(itertools.repeat((n, s)), s.iter_dicts()) for n, s in zip(names, streams, strict=True)]
+    if scenario != "all":
+        stream = make_stream(scenario, seed=seed)
+        topic = TOPIC_OF_STREAM[scenario]
+        for event, truth in stream.iter_dicts():
+            yield topic, stream.record_of(event), scenario, event, truth
+        return
+    yield from _shop_rows(seed, support)
+
+
+def _shop_rows(seed: int, support: bool) -> Iterator[LabelledRecord]:
+    from sim import TOPIC_OF_STREAM, make_stream, world_for
+    from sim.support import SupportDesk, SupportSim
+
+    streams = [make_stream(n, seed=seed) for n in SHOP_STREAMS]
+    desk = SupportDesk.for_world(world_for(seed)) if support else None
+    messages = SupportSim(world_for(seed))
+    rows = [zip(itertools.repeat((n, s)), s.iter_dicts()) for n, s in zip(SHOP_STREAMS, streams, strict=True)]
     for group in zip(*rows, strict=True):
         for (name, stream), (event, truth) in group:
             yield TOPIC_OF_STREAM[name], stream.record_of(event), name, event, truth
+            if desk is not None and name == "payments":
+                desk.observe(event, truth)
+                for message, why in desk.due(event["ts_ms"]):
+                    yield TOPIC_OF_STREAM["support"], messages.record_of(message), "support", message, why
 
 
 @dataclass
@@ -73,6 +90,8 @@ class LoadGenerator:
     bursty: bool = False
     seed: int = 7
     feedback: FeedbackPublisher | None = None
+    corrupters: dict[str, Corrupter] = field(default_factory=dict)
+    """Topic → how its malformed events are made (others: :func:`corrupt`)."""
     sent: int = 0
     failed: int = 0
     outcomes_sent: int = 0
@@ -106,7 +125,7 @@ class LoadGenerator:
                     break
                 topic, record = item
                 if self.bad_fraction and rng.random() < self.bad_fraction:
-                    record = corrupt(record, rng)
+                    record = self.corrupters.get(topic, corrupt)(record, rng)
                 self._send(producer, topic, record)
                 self.sent += 1
                 self._publish_outcomes(producer)
