@@ -3,8 +3,9 @@
 A customer's state is ``{"r": [[ts_ms, intent, message_id], ...]}``, oldest first: their newest
 messages within the window, at most ``max_kept``. A message is counted once even when it is
 scored twice (at-least-once delivery replays a batch after a crash): a message id already
-remembered is not added again. Counting compares event times, so a late message counts with the
-messages within the window either side of it.
+remembered is not added again. Counting looks back from the message's own event time: the messages
+of the window that ends at it, itself included, so a replayed message gets the answer it got the
+first time even though later ones are remembered by then, and a late one is judged as of its time.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class RepeatRule:
         return [e for e in kept if e[0] >= horizon][-self.max_kept :]
 
     def within(self, entries: list[Entry], ts_ms: int, problem: str, problem_of: Callable[[str], str]) -> int:
-        """Messages in ``entries`` within the window of ``ts_ms`` whose intent is ``problem`` (by ``problem_of``)."""
-        return sum(1 for e in entries if abs(e[0] - ts_ms) <= self.window_ms and problem_of(e[1]) == problem)
+        """Messages in ``entries`` in the window that ends at ``ts_ms`` about ``problem`` (by ``problem_of``)."""
+        start = ts_ms - self.window_ms
+        return sum(1 for e in entries if start <= e[0] <= ts_ms and problem_of(e[1]) == problem)
 
 
 def entries_of(value: dict[str, Any] | None) -> list[Entry]:

@@ -15,7 +15,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import onnx
 import torch
+from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification
 
@@ -24,7 +27,7 @@ from shared.models.repository import ModelRepository
 
 LABELS = ("card_arrival", "declined_card_payment", "lost_or_stolen_card", "transfer_timing", "top_up_failed",
           "exchange_rate", "terminate_account")  # fmt: skip
-"""Seven BANKING77 intents, so the default queue map routes them to different queues."""
+"""Seven BANKING77 intents, each routed to its own queue by the default map."""
 WORDS = ("my", "card", "has", "not", "arrived", "yet", "payment", "was", "declined", "twice", "lost", "stolen",
          "transfer", "when", "will", "the", "money", "top", "up", "failed", "exchange", "rate", "close", "account",
          "i", "want", "to", "please", "help", "why", "is", "it", "so", "slow", "again", "what")  # fmt: skip
@@ -94,11 +97,69 @@ def publish_tiny_support(
 ) -> ModelManifest:
     """Write a new version of model ``support`` into ``repository`` (see the module docstring)."""
     tokenizer = build_tokenizer(words, max_length)
+    tokenizer.no_truncation()  # the service sets truncation from the manifest
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_tiny(path, tokenizer.get_vocab_size(), len(labels), seed, temperature)
+        data = path.read_bytes()
+    return _publish(repository, data, tokenizer, labels, max_length, threshold, version)
+
+
+def keyword_onnx(vocab: dict[str, int], keywords: dict[str, str], labels: Sequence[str], sure: float) -> bytes:
+    """A graph whose intent is named by the message's first word: ``keywords[word]`` with probability
+    ``sure``, the rest shared evenly; any other first word gives every label the same probability."""
+    n = len(labels)
+    logits = np.zeros((len(vocab), n), dtype=np.float32)
+    for word, label in keywords.items():
+        logits[vocab[word], labels.index(label)] = np.log(sure * (n - 1) / (1.0 - sure))
+    nodes = [
+        helper.make_node("Gather", ["input_ids", "one"], ["first"], axis=1),  # the token after [CLS]
+        helper.make_node("Gather", ["table", "first"], ["logits"], axis=0),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes, "keyword",
+        [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
+         for name in ("input_ids", "attention_mask")],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", n]) for name in ("logits", "probs")],
+        initializer=[numpy_helper.from_array(logits, "table"), numpy_helper.from_array(np.array(1), "one")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+KEYWORDS = {"card": "card_arrival", "payment": "declined_card_payment", "lost": "lost_or_stolen_card",
+            "transfer": "transfer_timing", "top": "top_up_failed", "exchange": "exchange_rate",
+            "close": "terminate_account"}  # fmt: skip
+"""First word → intent of :func:`publish_keyword_support`'s default model (each to its own queue)."""
+
+
+def publish_keyword_support(
+    repository: ModelRepository,
+    *,
+    keywords: dict[str, str] | None = None,
+    sure: float = 0.9,
+    threshold: float = 0.5,
+    max_length: int = 32,
+    words: Sequence[str] = WORDS,
+    version: str | None = None,
+) -> ModelManifest:
+    """A version of model ``support`` whose answers a test can predict (:func:`keyword_onnx`): a message
+    starting with a keyword is understood (``sure``), any other is ``low_confidence`` below ``threshold``."""
+    tokenizer = build_tokenizer(words, max_length)
+    tokenizer.no_truncation()
+    data = keyword_onnx(tokenizer.get_vocab(), KEYWORDS if keywords is None else keywords, LABELS, sure)
+    return _publish(repository, data, tokenizer, LABELS, max_length, threshold, version)
+
+
+def _publish(repository: ModelRepository, data: bytes, tokenizer: Tokenizer, labels: Sequence[str],
+             max_length: int, threshold: float, version: str | None) -> ModelManifest:
     with tempfile.TemporaryDirectory() as tmp:
         model_path, tok_path = Path(tmp) / "model.onnx", Path(tmp) / "tokenizer.json"
-        tokenizer.no_truncation()  # the service sets truncation from the manifest
+        model_path.write_bytes(data)
         tok_path.write_text(tokenizer.to_str(), encoding="utf-8")
-        export_tiny(model_path, tokenizer.get_vocab_size(), len(labels), seed, temperature)
         ref = file_ref(model_path)
         manifest = ModelManifest(
             name="support", version="pending", sha256=ref.sha256, size_bytes=ref.size_bytes,
