@@ -79,15 +79,19 @@ class IntentClassifier(nn.Module):
         return self.head.out_features
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.head(self.dropout(self.pool(input_ids, attention_mask)))
+        return logits, torch.softmax(logits, dim=-1)
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The mean of the encoder's last hidden states over real tokens: ``[batch, hidden]``."""
         mask = attention_mask.to(torch.float32)
         x = self.bert.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
         additive = (1.0 - mask)[:, None, None, :] * torch.finfo(torch.float32).min
         for layer in self.bert.encoder.layer:
             out = layer(x, attention_mask=additive)
             x = out[0] if isinstance(out, tuple) else out
-        pooled = (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
-        logits = self.head(self.dropout(pooled))
-        return logits, torch.softmax(logits, dim=-1)
+        pooled: torch.Tensor = (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return pooled
 
     def grow(self, num_labels: int) -> None:
         """Add output rows for new intents (a shop's own labels), keeping the learnt ones."""
@@ -102,9 +106,9 @@ class IntentClassifier(nn.Module):
             self.head.bias[: old.out_features] = old.bias
 
 
-def pretrained(num_labels: int) -> IntentClassifier:
-    """all-MiniLM-L6-v2 from its PyPI package, with a fresh head."""
-    bert = BertModel.from_pretrained(minilm_path(), local_files_only=True, attn_implementation="eager",
+def pretrained(num_labels: int, path: Path | None = None) -> IntentClassifier:
+    """A pretrained encoder (all-MiniLM-L6-v2 from its PyPI package by default) with a fresh head."""
+    bert = BertModel.from_pretrained(path or minilm_path(), local_files_only=True, attn_implementation="eager",
                                      add_pooling_layer=False)
     return IntentClassifier(bert, num_labels)
 

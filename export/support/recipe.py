@@ -111,9 +111,9 @@ def _start(args: RecipeArgs) -> tuple[IntentClassifier, Tokenizer, list[str], di
     labels = ds.banking77_labels(args.data_dir)
     base = Path(args.options["base"]) if "base" in args.options else minilm_path()
     tok = bare_tokenizer(Tokenizer.from_file(str(base / "tokenizer.json")))
-    if (base / "model.safetensors").is_file() and base == minilm_path():
-        model = pretrained(len(labels))
-    else:
+    if (base / "model.safetensors").is_file():
+        model = pretrained(len(labels), base)
+    else:  # a config alone: a randomly initialised encoder of that shape (tests, smoke runs)
         model = from_config(BertConfig.from_json_file(base / "config.json"), len(labels))
     return model, tok, labels, model.bert.config.to_dict()
 
