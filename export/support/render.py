@@ -102,5 +102,5 @@ def render_into(doc: Path, results: dict[str, Any]) -> None:
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         block = f"{start}\n{body}\n{end}"
         pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-        text = pattern.sub(lambda _, b=block: b, text) if pattern.search(text) else f"{text}\n{block}\n"
+        text = pattern.sub(block.replace("\\", "\\\\"), text) if pattern.search(text) else f"{text}\n{block}\n"
     doc.write_text(text, encoding="utf-8")
