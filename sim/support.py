@@ -67,8 +67,10 @@ class SupportConfig:
     p_review: float = 0.3
     """Of those, the share held for review rather than declined."""
     p_write_declined: float = 0.8
-    p_repeat: float = 0.35
-    """A customer who wrote about a decline or hold writes again about it."""
+    p_repeat: float = 0.45
+    """A customer who wrote about a decline or hold writes again about it (and again, up to
+    :attr:`max_repeats` more times): the third message is the service's repeated-problem escalation."""
+    max_repeats: int = 2
     p_notice_fraud: float = 0.5
     """The cardholder of a fraud episode notices and writes (once per episode)."""
     p_late: float = 0.04
@@ -154,9 +156,10 @@ class SupportDesk:
         truth = {"trigger": trigger, "intent": intent, "txn_id": event["txn_id"], "repeat": repeat}
         heapq.heappush(self._heap, (ts, self._seq, message, truth))
         self._seq += 1
-        if trigger in ("declined", "review") and repeat == 0 and rng.random() < self.config.p_repeat:
+        cfg = self.config
+        if trigger in ("declined", "review") and repeat < cfg.max_repeats and rng.random() < cfg.p_repeat:
             later = {"ts_ms": ts, "txn_id": event["txn_id"], "user_id": event["user_id"]}
-            self._schedule(trigger, later, self.config.repeat_delay_s, 1, intent, channel)
+            self._schedule(trigger, later, cfg.repeat_delay_s, repeat + 1, intent, channel)
 
     def _intent(self, trigger: str) -> str:
         if trigger == "background":
