@@ -14,8 +14,11 @@ from typing import Any
 
 Json = dict[str, Any]
 
-SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
-STATEFUL = frozenset({"recommendation", "pricing", "fraud"})
+SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud", "support")
+STATEFUL = frozenset({"recommendation", "pricing", "fraud", "support"})
+MONITORED = frozenset({"recommendation", "ad_ctr", "pricing", "fraud"})
+"""Services the live-quality monitor measures (the shop publishes their outcomes); the others'
+dashboards have no Live quality row."""
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'service=~"$service"'
 RATE = "$__rate_interval"
@@ -26,6 +29,8 @@ BUSINESS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shopstream_business_score": ("histogram", ("service",)),  # pCTR per ad candidate; fraud probability
     "shopstream_business_price_change_ratio": ("histogram", ("service",)),  # recommended / current - 1
     "shopstream_business_coverage_ratio": ("gauge", ("service",)),  # distinct top-K items / catalogue
+    "shopstream_business_support_routed": ("counter", ("service", "queue")),  # support messages per queue
+    "shopstream_business_support_escalations": ("counter", ("service", "reason")),  # escalated, per reason
 }
 """Families a scorer registers for the business panels (proposed; not in the runtime's set)."""
 
@@ -169,6 +174,8 @@ def business_panels(service: str) -> list[Panel]:
             distribution("shopstream_business_score", "Fraud probability distribution",
                          "Scores in the time range, by bucket upper bound."),
         ]
+    if service == "support":
+        return support_panels()
     if service == "pricing":
         return [distribution("shopstream_business_price_change_ratio", "Price change distribution",
                              "Recommended / current price - 1, by bucket upper bound.")]
@@ -185,6 +192,28 @@ def business_panels(service: str) -> list[Panel]:
         (f"max by (service, instance) (shopstream_business_coverage_ratio{{{SEL}}})", "{{instance}}"),
     ), "percentunit", description="Distinct items in the top-K lists of the recent window / catalogue size, "
                                   "per replica (each replica sees its own partitions' users).")]
+
+
+def support_panels() -> list[Panel]:
+    """Where the messages go, how many a person has to take now and why, and how sure the model is."""
+    decisions = f"sum by (service) (rate(shopstream_business_decisions_total{{{SEL}}}[{RATE}]))"
+    escalated = f'sum by (service) (rate(shopstream_business_decisions_total{{{SEL}, decision="escalate"}}[{RATE}]))'
+    return [
+        Panel("Messages per queue", (
+            (f"sum by (queue) (rate(shopstream_business_support_routed_total{{{SEL}}}[{RATE}]))", "{{queue}}"),
+        ), "ops", description="Messages routed to each queue per second (the intent → queue map in settings "
+                              "or on the config topic)."),
+        Panel("Escalation rate", ((f"{escalated} / {decisions}", "escalated"),), "percentunit", width=6,
+              description="Share of messages escalated to a person: the model is unsure, or the customer wrote "
+                          "about the same problem repeatedly. Alert: ShopstreamSupportEscalationRateHigh."),
+        Panel("Escalations by reason", (
+            (f"sum by (reason) (rate(shopstream_business_support_escalations_total{{{SEL}}}[{RATE}]))",
+             "{{reason}}"),
+        ), "ops", width=6, description="low_confidence: top probability below the threshold; repeated_problem: "
+                                       "the same problem again within the window (a message may have both)."),
+        distribution("shopstream_business_score", "Top intent probability distribution",
+                     "The most probable intent's probability per message, by bucket upper bound."),
+    ]
 
 
 def live_panels() -> list[Panel]:
@@ -238,5 +267,6 @@ def sections(service: str | None) -> list[tuple[str, list[Panel]]]:
     ]
     if service is not None:
         rows.append(("Business", business_panels(service)))
-    rows.append(("Live quality", live_panels()))
+    if service is None or service in MONITORED:
+        rows.append(("Live quality", live_panels()))
     return rows

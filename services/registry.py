@@ -27,7 +27,7 @@ SERVICE_MODULES = {
 }
 """The shop services (support included), the live-quality monitor, and ``echo`` for tests and benchmarks."""
 
-SHOP_SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
+SHOP_SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud", "support")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ sys.path.insert(0, str(ROOT / "deploy"))
 
 import catalog  # noqa: E402
 
-COMPOSE_NAMES = {"recommendation": "recommendation", "ad_ctr": "ad-ctr", "pricing": "pricing", "fraud": "fraud"}
+COMPOSE_NAMES = {"recommendation": "recommendation", "ad_ctr": "ad-ctr", "pricing": "pricing", "fraud": "fraud",
+                 "support": "support"}
+WITH_OUTCOMES = ("recommendation", "ad_ctr", "pricing", "fraud")
+"""The services whose predictions go to the monitor (support's messages have no outcome yet)."""
 RUNTIME_NAMES = {**COMPOSE_NAMES, "monitor": "monitor"}
 """Everything ``shopstream serve`` runs: the shop services and the live-quality monitor."""
 
@@ -102,7 +105,8 @@ def test_every_shop_service_feeds_the_monitor_and_the_producer_sends_outcomes_th
 
     feedback = compose_settings("monitor", monkeypatch).input_topic
     assert (feedback, compose_settings("monitor", monkeypatch).output_topic) == ("shop.feedback", "shop.quality")
-    assert {compose_settings(name, monkeypatch).feedback_topic for name in COMPOSE_NAMES} == {feedback}
+    assert {compose_settings(name, monkeypatch).feedback_topic for name in WITH_OUTCOMES} == {feedback}
+    assert compose_settings("support", monkeypatch).feedback_topic is None
     producer = build_parser().parse_args(services()["producer"]["command"])
     assert producer.feedback_topic == feedback
     topics = build_parser().parse_args(services()["topics"]["command"])

@@ -28,6 +28,8 @@ import catalog  # noqa: E402
 K8S = ROOT / "k8s"
 MONITOR = "monitor"
 """The live-quality monitor: a Deployment like the shop services, with no model and no GPU."""
+WITH_OUTCOMES = ("recommendation", "ad_ctr", "pricing", "fraud")
+"""The services whose predictions go to the monitor (support's messages have no outcome yet)."""
 BUILDS = ("base", "overlays/gpu", "overlays/keda", "overlays/gpu-keda")
 K8S_VERSIONS = ("1.29.0", "1.33.0")
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
@@ -158,8 +160,9 @@ def test_every_service_reads_its_pod_environment_into_its_settings(build: str, m
         assert providers == (["cuda", "cpu"] if "gpu" in build else ["cpu"])
     monitor = loaded[MONITOR]
     assert (monitor.input_topic, monitor.output_topic) == ("shop.feedback", "shop.quality")
-    assert {loaded[name].feedback_topic for name in SHOP_SERVICES} == {monitor.input_topic}, (
-        "every shop service copies its predictions to the topic the monitor reads")
+    assert {loaded[name].feedback_topic for name in WITH_OUTCOMES} == {monitor.input_topic}, (
+        "every shop service with outcomes copies its predictions to the topic the monitor reads")
+    assert loaded["support"].feedback_topic is None
 
 
 def test_poddisruptionbudgets_and_the_podmonitor_select_the_deployments() -> None:
@@ -209,3 +212,10 @@ def test_keda_scales_each_service_on_its_own_lag_up_to_the_partition_count(build
         assert meta["bootstrapServers"] == env[f"{prefix}KAFKA__BOOTSTRAP_SERVERS"]
         assert meta["sasl"] == KEDA_SASL[env[f"{prefix}KAFKA__SASL_MECHANISM"]]
         assert meta["tls"] == ("enable" if env[f"{prefix}KAFKA__SECURITY_PROTOCOL"].endswith("SSL") else "disable")
+
+
+def test_the_support_encoder_gets_more_cpu_and_memory_than_the_tabular_services() -> None:
+    """The common patch gives every service 500m and 1Gi; a 22M-parameter encoder needs more."""
+    by_service = {container(d)["args"][1]: container(d)["resources"] for d in of_kind("base", "Deployment")}
+    assert by_service["support"]["requests"] == {"cpu": "2", "memory": "1536Mi"}
+    assert by_service["fraud"]["requests"] == {"cpu": "500m", "memory": "1Gi"}

@@ -28,6 +28,7 @@ REQUIRED_ALERTS = {
     "ShopstreamLiveQualityBelowBaseline",
     "ShopstreamLiveQualityDrop",
     "ShopstreamNoOutcomes",
+    "ShopstreamSupportEscalationRateHigh",
 }
 
 
@@ -78,7 +79,7 @@ def test_compose_prometheus_scrapes_every_scoring_service_and_the_monitor() -> N
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "shopstream")
     assert job["honor_labels"] is True  # the services' own `service` label must win
     services = {sc["labels"]["service"] for sc in job["static_configs"]}
-    assert services == {"recommendation", "ad_ctr", "pricing", "fraud", "monitor"}
+    assert services == {"recommendation", "ad_ctr", "pricing", "fraud", "support", "monitor"}
     assert all((PROM / f).is_file() for f in config["rule_files"])
 
 

