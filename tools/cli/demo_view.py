@@ -105,11 +105,19 @@ class SampleTap:
         self._messages = {load_service(s).settings_class().input_topic for s in services if s == SUPPORT}
         self.texts = MessageTexts()
         self._kafka = kafka
-        self.samples: dict[str, deque[str]] = {s: deque(maxlen=SAMPLES_PER_SERVICE) for s in services}
+        self._records: dict[str, deque[tuple[str, dict[str, object]]]] = {
+            s: deque(maxlen=SAMPLES_PER_SERVICE) for s in services}
         self.first_score_at: float | None = None
         """``time.monotonic()`` when the first score of any service was read."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sample-tap", daemon=True)
+
+    @property
+    def samples(self) -> dict[str, list[str]]:
+        """Service → its recent records described, oldest first. Described when asked for: a
+        message may be read after the intent scored from it (no order holds across topics)."""
+        return {service: [describe_record(topic, self.texts.join(record)) for topic, record in list(records)]
+                for service, records in self._records.items()}
 
     def __enter__(self) -> SampleTap:
         self._thread.start()
@@ -137,8 +145,7 @@ class SampleTap:
                 service = self._topics.get(msg.topic() or "")
                 if service is not None:
                     self.first_score_at = self.first_score_at or time.monotonic()
-                    record = self.texts.join(json.loads(msg.value() or b"{}"))
-                    self.samples[service].append(describe_record(msg.topic() or "", record))
+                    self._records[service].append((msg.topic() or "", json.loads(msg.value() or b"{}")))
         finally:
             consumer.close()
 
@@ -192,7 +199,7 @@ class DemoView:
         table.add_column("service")
         table.add_column("score")
         for name, lines in self._tap.samples.items():
-            for line in list(lines):
+            for line in lines:
                 table.add_row(name, line)
         return table
 
