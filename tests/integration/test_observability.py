@@ -1,8 +1,10 @@
 """The dashboards and alerts against a real Prometheus scraping the real services.
 
-The four services and the live-quality monitor run as ``shopstream serve`` processes on the
-session's Kafka broker, fed by the simulated shop: its events, and their outcomes on the feedback
-topic where the services also copy their predictions. Prometheus (the Debian ``prometheus``
+The five services and the live-quality monitor run as ``shopstream serve`` processes on the
+session's Kafka broker, fed by the simulated shop: its events (its customers' support messages
+among them), and their outcomes on the feedback topic where the services also copy their
+predictions. Support serves a tiny random model (``tests/support/tiny_support_model.py``): the
+panels need its series, not a good model. Prometheus (the Debian ``prometheus``
 binary) scrapes them every second with the committed scrape job and alert rules (only ``for:``
 shortened). Every query of every panel of every dashboard must return data (see
 ``PENDING_ROWS``), and the DLQ alert must stay quiet on clean traffic and fire once bad events
@@ -30,11 +32,13 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.models.repository import ModelRepository
 from shared.runtime.restore import ensure_topics
 from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
 from shared.settings import KafkaSettings
 from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, FeedbackPublisher, shop_publisher, with_outcomes
 from tools.loadgen.generator import LoadGenerator, Record, sim_rows
+from tools.loadgen.support import corrupt_message
 from tools.supervisor import ServiceProcess, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +48,9 @@ import catalog  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
+SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud", "support")
+WITH_OUTCOMES = ("recommendation", "ad_ctr", "pricing", "fraud")
+"""The services whose predictions go to the monitor (support's messages have no outcome yet)."""
 MONITOR = "monitor"
 PARTITIONS = 2
 RATE_WINDOW = "15s"  # $__rate_interval for a 1 s scrape interval
@@ -64,7 +70,7 @@ class Stack:
     generator: LoadGenerator
 
 
-def service_env(name: str, bootstrap: str, prefix: str) -> dict[str, str]:
+def service_env(name: str, bootstrap: str, prefix: str, models: Path) -> dict[str, str]:
     """Settings (without the service's prefix) that put the service on this test's own topics."""
     cls = catalog.settings_class(name)
     env = {"KAFKA__BOOTSTRAP_SERVERS": bootstrap, "RUNTIME__SESSION_TIMEOUT_MS": "6000",
@@ -73,8 +79,10 @@ def service_env(name: str, bootstrap: str, prefix: str) -> dict[str, str]:
     for field_name, info in cls.model_fields.items():
         if field_name.endswith("_topic") and isinstance(info.default, str):
             env[field_name.upper()] = f"{prefix}.{info.default}"
-    if name != MONITOR:  # the monitor's input is the feedback topic itself
+    if name in WITH_OUTCOMES:  # the monitor's input is the feedback topic itself
         env["FEEDBACK_TOPIC"] = f"{prefix}.{DEFAULT_FEEDBACK_TOPIC}"
+    if name == "support":
+        env["MODELS_DIR"] = str(models)
     return env
 
 
@@ -150,16 +158,28 @@ def shop(kafka: KafkaSettings, prefix: str, seed: int) -> tuple[Iterator[tuple[s
     return ((f"{prefix}.{topic}", record) for topic, record in events), feedback
 
 
+def tiny_support_models(run_dir: Path) -> Path:
+    """A model repository with a tiny random support model: sure enough that some messages are
+    routed without a person, unsure enough that others escalate."""
+    from tests.support.tiny_support_model import publish_tiny_support
+
+    models = run_dir / "models"
+    publish_tiny_support(ModelRepository(models), seed=3, temperature=0.5, threshold=0.2)
+    return models
+
+
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("observability")
     prefix = f"obs{uuid.uuid4().hex[:8]}"
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     ensure_topics(kafka, {input_topic(name, prefix): (PARTITIONS, {}) for name in (*SERVICES, MONITOR)})
+    models = tiny_support_models(run_dir)
     with ExitStack() as exits:
         services = {}
         for name in (*SERVICES, MONITOR):
-            process = ServiceProcess(name, service_env(name, kafka_bootstrap, prefix), run_dir / f"{name}.log")
+            env = service_env(name, kafka_bootstrap, prefix, models)
+            process = ServiceProcess(name, env, run_dir / f"{name}.log")
             exits.callback(stop, process)
             services[name] = process.start()
         for name, process in services.items():
@@ -168,7 +188,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 pytest.fail(f"{name} not ready: {(run_dir / f'{name}.log').read_text()[-3000:]}")
         url = start_prometheus(exits, run_dir, prometheus_files(run_dir, services))
         records, feedback = shop(kafka, prefix, seed=11)
-        generator = LoadGenerator(kafka, records, rate=160.0, seed=11, feedback=feedback)
+        corrupters = {input_topic("support", prefix): corrupt_message}  # control characters, invalid UTF-8…
+        generator = LoadGenerator(kafka, records, rate=160.0, seed=11, feedback=feedback, corrupters=corrupters)
         worker = threading.Thread(target=generator.run, name="observability-producer", daemon=True)
         worker.start()
         exits.callback(worker.join, 30)

@@ -7,7 +7,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import Producer
@@ -90,7 +90,7 @@ class LoadGenerator:
     bursty: bool = False
     seed: int = 7
     feedback: FeedbackPublisher | None = None
-    corrupters: dict[str, Corrupter] = field(default_factory=dict)
+    corrupters: Mapping[str, Corrupter] = field(default_factory=dict)
     """Topic → how its malformed events are made (others: :func:`corrupt`)."""
     sent: int = 0
     failed: int = 0
