@@ -33,7 +33,7 @@ from services.support.queues import QueueRouter
 from services.support.repeats import Entry, RepeatRule, entries_of
 from services.support.settings import SupportSettings
 from services.support.text import TextPipeline, TextPipelines
-from services.support.tokens import CALL_US, GPU_CALL_US, Tokens, length_groups
+from services.support.tokens import CPU_COST, GPU_COST, Tokens, length_groups
 from shared.errors import ScoringError
 from shared.models.manifest import ModelManifest
 from shared.models.providers import CPU
@@ -132,7 +132,7 @@ class SupportScorer(ModelScorer[SupportMessage, SupportSettings]):
         try:
             tokens = Tokens.encode(text.tokenizer, texts)
             if self.settings.length_buckets:
-                groups = length_groups(tokens.lengths, CALL_US if provider == CPU else GPU_CALL_US,
+                groups = length_groups(tokens.lengths, CPU_COST if provider == CPU else GPU_COST,
                                        self.settings.max_rows_per_call)  # fmt: skip
             else:
                 step, rows = self.settings.max_rows_per_call, np.arange(len(texts))
