@@ -20,6 +20,8 @@ from shared.models.repository import ModelRepository
 from tools.bench import gpu
 from tools.bench.gpu import CPU, CUDA, TRT, Plan, Sweep
 from tools.bench.model_limit import capture
+from tools.bench.record_set import RecordSet
+from tools.bench.scoring import CapturedFeeds
 from tools.bench.wiring import MODELS_DIR
 from tools.supervisor import REPO_ROOT
 
@@ -31,8 +33,13 @@ def fraud_model() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def fraud_feeds() -> dict[str, np.ndarray]:
-    return dict(capture("fraud", events=300).feeds)
+def fraud_captured() -> CapturedFeeds:
+    return capture("fraud", events=300)
+
+
+@pytest.fixture(scope="module")
+def fraud_feeds(fraud_captured: CapturedFeeds) -> dict[str, np.ndarray]:
+    return dict(fraud_captured.feeds)
 
 
 def test_nvidia_lib_dirs_finds_package_libraries_in_path_order_once(tmp_path: Path) -> None:
@@ -96,16 +103,23 @@ class FakeTimer:
     def run(self, feeds: dict[str, np.ndarray]) -> None:
         self.now += len(next(iter(feeds.values()))) / 1000
 
-    def rows_per_s(self, feeds: dict[str, np.ndarray], min_s: float) -> tuple[float, float]:
-        batch = len(next(iter(feeds.values())))
+    def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return feeds
+
+    def rows_per_s(self, batches: list[dict[str, np.ndarray]], min_s: float) -> tuple[float, float]:
+        batch = sum(len(next(iter(feeds.values()))) for feeds in batches)
         self.batches.append(batch)
         self.now += max(min_s, batch / 1000)
         return 1000.0 * min(batch, 64), batch / 1000
 
 
+def _captured(feeds: dict[str, np.ndarray]) -> CapturedFeeds:
+    return CapturedFeeds("x", feeds, 1.0, RecordSet([()]))
+
+
 def test_the_sweep_stops_where_the_curve_flattens() -> None:
     timer = FakeTimer()
-    points, stopped = gpu.run_sweep(timer, {"x": np.zeros((4, 2))}, {"x"}, [2**i for i in range(17)],  # type: ignore[arg-type]
+    points, stopped = gpu.run_sweep(timer, _captured({"x": np.zeros((4, 2))}), {"x"}, [2**i for i in range(17)],  # type: ignore[arg-type]
                                     repeats=1, min_s=0.01, deadline=1e9, clock=lambda: timer.now)
     assert [p["batch"] for p in points] == [1, 2, 4, 8, 16, 32, 64, 128, 256]
     assert stopped == ""
@@ -113,7 +127,7 @@ def test_the_sweep_stops_where_the_curve_flattens() -> None:
 
 def test_the_sweep_does_not_start_a_point_it_cannot_finish_before_the_deadline() -> None:
     timer = FakeTimer()
-    points, stopped = gpu.run_sweep(timer, {"x": np.zeros((4, 2))}, {"x"}, [1, 10, 100, 1000, 10000],  # type: ignore[arg-type]
+    points, stopped = gpu.run_sweep(timer, _captured({"x": np.zeros((4, 2))}), {"x"}, [1, 10, 100, 1000, 10000],  # type: ignore[arg-type]
                                     repeats=2, min_s=0.01, deadline=3.0, clock=lambda: timer.now)
     assert [p["batch"] for p in points] == [1, 10, 100]
     assert stopped == "time budget: batch 1,000 not measured"
@@ -121,12 +135,12 @@ def test_the_sweep_does_not_start_a_point_it_cannot_finish_before_the_deadline()
 
 
 def test_the_gpu_measurement_path_runs_on_the_cpu_with_io_binding_and_the_fp16_model(
-        fraud_model: bytes, fraud_feeds: dict[str, np.ndarray]) -> None:
+        fraud_model: bytes, fraud_captured: CapturedFeeds) -> None:
     repo = ModelRepository(MODELS_DIR)
     fp16 = repo.load_verified("fraud", repo.resolve("fraud"), "fp16")[1]
     sweep = Sweep("fraud", "fraud", "v0001", "fp16", [CPU], [], 1, True, 1.0)
     plan = Plan((1, 8), repeats=1, min_s=0.01, deadline=float("inf"))
-    gpu._measure_one(sweep, fp16, fraud_feeds, plan, deadline=float("inf"))
+    gpu._measure_one(sweep, fp16, fraud_captured, plan, deadline=float("inf"))
     assert sweep.session_providers == [CPU]
     assert [p["batch"] for p in sweep.points] == [1, 8] and sweep.events_per_s > 0
     assert sweep.placement is not None and sweep.placement.ran.get(CPU, 0) > 0

@@ -440,6 +440,10 @@ class Timer:
         self.outputs = [o.name for o in session.get_outputs()]
         self.device = "cpu" if session.get_providers()[0] == CPU else "cuda"
 
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``feeds`` in the graph's input dtypes (before timing)."""
+        return match_dtypes(self.session, feeds)
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> None:
         if not self.io_binding:
             self.session.run(self.outputs, dict(feeds))
@@ -452,35 +456,35 @@ class Timer:
         self.session.run_with_iobinding(binding)
         binding.copy_outputs_to_cpu()
 
-    def rows_per_s(self, feeds: Mapping[str, np.ndarray], min_s: float, min_calls: int = 2) -> tuple[float, float]:
-        """(rows/s, seconds per call) of repeated runs on the same feeds."""
-        rows = int(next(iter(feeds.values())).shape[0])
-        calls, start = 0, time.perf_counter()
-        while calls < min_calls or time.perf_counter() - start < min_s:
-            self.run(feeds)
-            calls += 1
-        elapsed = time.perf_counter() - start
-        return rows * calls / elapsed, elapsed / calls
+    def rows_per_s(self, batches: Sequence[Mapping[str, np.ndarray]], min_s: float) -> tuple[float, float]:
+        """(rows/s, seconds per pass over ``batches``) of repeated passes."""
+        from tools.bench.model_limit import time_batches
+
+        return time_batches(self.run, [dict(b) for b in batches], min_s)
 
 
-def run_sweep(timer: Timer, captured_feeds: Mapping[str, np.ndarray], batched: set[str], batches: Sequence[int],
+def run_sweep(timer: Timer, captured: CapturedFeeds, batched: set[str], batches: Sequence[int],
               *, repeats: int, min_s: float, deadline: float,
               clock: Callable[[], float] = time.monotonic) -> tuple[list[dict[str, Any]], str]:
     """The model-limit sweep (:func:`tools.bench.model_limit.still_rising` decides where it stops)
-    under a deadline: a point that would not end before ``deadline`` is not started."""
-    from tools.bench.model_limit import BatchPoint, still_rising, tile
+    under a deadline: a point that would not end before ``deadline`` is not started. Each point
+    runs the batches :func:`tools.bench.model_limit.batches_of` builds (a text model's padded
+    batches of real messages; else the captured feeds tiled)."""
+    from tools.bench.model_limit import BatchPoint, batches_of, still_rising
 
     points: list[BatchPoint] = []
-    call_s = 0.0
-    for i, batch in enumerate(batches):
-        scale = batch / batches[i - 1] if i else 1.0
-        expected = (1 + repeats) * max(min_s, 2 * call_s * scale) + call_s * scale
+    pass_s, rows_before = 0.0, 0
+    for batch in batches:
+        feeds = [timer.prepare(f) for f in batches_of(captured, batch, batched)]
+        rows = sum(int(next(iter(f.values())).shape[0]) for f in feeds)
+        scale = rows / rows_before if rows_before else 1.0
+        expected = (1 + repeats) * max(min_s, 2 * pass_s * scale) + pass_s * scale
         if points and clock() + expected > deadline:
             return _points(points), f"time budget: batch {batch:,} not measured"
-        feeds = tile(captured_feeds, batch, batched)
-        timer.run(feeds)  # warm: the first call of a shape allocates (and builds TensorRT engines)
+        for f in feeds:
+            timer.run(f)  # warm: the first call of a shape allocates (and builds TensorRT engines)
         timings = [timer.rows_per_s(feeds, min_s) for _ in range(repeats)]
-        call_s = max(t[1] for t in timings)
+        pass_s, rows_before = max(t[1] for t in timings), rows
         points.append(BatchPoint(batch, [t[0] for t in timings]))
         if not still_rising([p.median for p in points]):
             break
@@ -528,7 +532,8 @@ def measure_service(service: str, plan: Plan, write: Callable[[list[Sweep]], Non
 
     captured = captured or capture(service)
     usable = list(usable if usable is not None else usable_providers(("tensorrt", "cuda", "cpu")))
-    todo = measurements(usable, plan.tensorrt, cpu_threads or thread_counts())
+    # TensorRT's one shape profile fixes every axis but the batch: a text model's sequence axis varies.
+    todo = measurements(usable, plan.tensorrt and captured.batches is None, cpu_threads or thread_counts())
     todo = [m for m in todo if m[1] in plan.variants or m[0] == [CPU]]
     repo = ModelRepository(MODELS_DIR)
     version = repo.resolve(captured.model)
@@ -540,7 +545,7 @@ def measure_service(service: str, plan: Plan, write: Callable[[list[Sweep]], Non
                       captured.rows_per_event)
         try:
             manifest, data = repo.load_verified(captured.model, version, None if variant == "fp32" else variant)
-            _measure_one(sweep, served_graph(manifest, data, captured.transform), captured.feeds, plan, share)
+            _measure_one(sweep, served_graph(manifest, data, captured.transform), captured, plan, share)
         except Exception as exc:  # one failed chain or variant must not lose the others
             logger.exception("%s %s failed", service, sweep.label())
             sweep.stopped = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -551,23 +556,21 @@ def measure_service(service: str, plan: Plan, write: Callable[[list[Sweep]], Non
     return results
 
 
-def _measure_one(sweep: Sweep, data: bytes, captured_feeds: Mapping[str, np.ndarray], plan: Plan,
-                 deadline: float) -> None:
+def _measure_one(sweep: Sweep, data: bytes, captured: CapturedFeeds, plan: Plan, deadline: float) -> None:
     batched = batched_inputs_of(make_session(data, [CPU], threads=1))
     trt_options = None
     batches = list(plan.batches)
     if sweep.chain[0] == TRT:
         plan.trt_cache.mkdir(parents=True, exist_ok=True)
-        trt_options = tensorrt_options(captured_feeds, batched, plan.trt_cache)
+        trt_options = tensorrt_options(captured.feeds, batched, plan.trt_cache)
         batches = [b for b in batches if b <= TRT_MAX_BATCH]
     session = make_session(data, sweep.chain, threads=sweep.threads, trt_options=trt_options)
-    captured_feeds = match_dtypes(session, captured_feeds)
     sweep.session_providers = list(session.get_providers())
     if sweep.session_providers[0] != sweep.chain[0]:
         raise RuntimeError(f"asked for {sweep.chain}, the session has {sweep.session_providers}")
-    sweep.placement = node_placement(data, sweep.chain, captured_feeds, threads=sweep.threads,
+    sweep.placement = node_placement(data, sweep.chain, match_dtypes(session, captured.feeds), threads=sweep.threads,
                                      trt_options=trt_options)
-    sweep.points, sweep.stopped = run_sweep(Timer(session, sweep.io_binding), captured_feeds, batched, batches,
+    sweep.points, sweep.stopped = run_sweep(Timer(session, sweep.io_binding), captured, batched, batches,
                                             repeats=plan.repeats, min_s=plan.min_s, deadline=deadline)
 
 
@@ -757,6 +760,23 @@ def provider_chains() -> list[tuple[str, ...]]:
     if CUDA in usable:
         chains.append(("cuda", "cpu"))
     return chains or [("cpu",)]
+
+
+def no_gpu_reason() -> str:
+    """Why no GPU chain can run here ('' when CUDA or TensorRT is usable), in the words of
+    nvidia-smi/NVML and of ONNX Runtime's own provider list."""
+    import onnxruntime as ort
+
+    if provider_chains()[0] != ("cpu",):
+        return ""
+    devices = gpu_devices()
+    seen = ", ".join(d["name"] for d in devices) or "no GPU visible (no nvidia-smi, no NVML device)"
+    available = [p for p in ort.get_available_providers() if p in (CUDA, TRT)]
+    if not available:
+        return f"{seen}; {ort_build()['package']} {ort.__version__} has no CUDA or TensorRT provider"
+    problems = "; ".join(f"{short(p)}: {provider_library_problem(p) or 'loads, but no session could use it'}"
+                         for p in available)
+    return f"{seen}; {problems}"
 
 
 def gpu_model_limits(service: str, repeats: int = 1, min_s: float = 0.2) -> list[ModelLimit]:

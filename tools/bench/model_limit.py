@@ -13,6 +13,7 @@ point. It runs once with one intra-op thread and once with one per core (:func:`
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -106,14 +107,26 @@ def batched_inputs(model: OnnxModel) -> set[str]:
     return {spec.name for spec in model.inputs if spec.shape and not isinstance(spec.shape[0], int)}
 
 
-def time_batch(model: OnnxModel, feeds: Feeds, min_s: float, min_calls: int = 2) -> float:
-    """Rows per second of repeated ``run`` calls on the same pre-built feeds (the caller warms up)."""
-    rows = int(next(iter(feeds.values())).shape[0])
-    calls, start = 0, time.perf_counter()
-    while calls < min_calls or time.perf_counter() - start < min_s:
-        model.run(feeds)
-        calls += 1
-    return rows * calls / (time.perf_counter() - start)
+def batches_of(captured: CapturedFeeds, batch: int, batched: set[str]) -> list[Feeds]:
+    """What one timing pass runs at ``batch`` rows: the service's own batches of its events
+    (text models, :attr:`CapturedFeeds.batches`), else the captured feeds tiled to ``batch`` rows."""
+    if captured.batches is not None:
+        return captured.batches(batch)
+    return [tile(captured.feeds, batch, batched)]
+
+
+def time_batches(run: Callable[[Feeds], object], batches: Sequence[Feeds], min_s: float,
+                 min_passes: int = 2) -> tuple[float, float]:
+    """(rows/s, seconds per pass) of repeated passes over the same pre-built ``batches`` (one
+    ``run`` call each), for at least ``min_s`` and ``min_passes`` passes (the caller warms up)."""
+    rows = sum(int(next(iter(feeds.values())).shape[0]) for feeds in batches)
+    passes, start = 0, time.perf_counter()
+    while passes < min_passes or time.perf_counter() - start < min_s:
+        for feeds in batches:
+            run(feeds)
+        passes += 1
+    elapsed = time.perf_counter() - start
+    return rows * passes / elapsed, elapsed / passes
 
 
 def still_rising(medians: Sequence[float], min_gain: float = MIN_GAIN, patience: int = PATIENCE) -> bool:
@@ -167,12 +180,13 @@ def capture(service: str, events: int = 4096, pairs: Sequence[tuple[bytes, bytes
     """The service's main-model feeds and record set for ``pairs`` (default: ``events`` simulated
     events of its stream), scored in batches of ``batch``."""
     from sim import iter_records
+    from tools.bench.text import text_batches
 
     harness = ServiceHarness(service, bench_topics(service, "bench.in", "bench.out"))
+    pairs = pairs if pairs is not None else list(iter_records(SERVICE_STREAMS[service], events))
     try:
-        return capture_feeds(harness, pairs if pairs is not None else list(iter_records(SERVICE_STREAMS[service],
-                                                                                         events)),
-                             batch)
+        captured = capture_feeds(harness, pairs, batch)
+        return dataclasses.replace(captured, batches=text_batches(harness, pairs))
     finally:
         harness.close()
 
@@ -187,9 +201,10 @@ def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = MIN_S,
     batched = batched_inputs(model)
 
     def measure(batch: int) -> list[float]:
-        feeds = tile(captured.feeds, batch, batched)
-        model.run(feeds)  # warm: the first call of a shape allocates
-        return [time_batch(model, feeds, min_s) for _ in range(repeats)]
+        batches = batches_of(captured, batch, batched)
+        for feeds in batches:
+            model.run(feeds)  # warm: the first call of a shape allocates
+        return [time_batches(model.run, batches, min_s)[0] for _ in range(repeats)]
 
     points = sweep(measure, batch_sizes)
     limit = ModelLimit(service, captured.model, version, model.provider, variant or "fp32",
@@ -200,8 +215,30 @@ def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = MIN_S,
 
 
 def measure_model_limits(service: str, *, repeats: int = 3, min_s: float = MIN_S,
-                         captured: CapturedFeeds | None = None) -> list[ModelLimit]:
-    """The CPU model limit at one thread and at one thread per core (:func:`thread_counts`)."""
+                         captured: CapturedFeeds | None = None, variants: Sequence[str] = ("fp32",),
+                         batch_sizes: Sequence[int] = BATCH_SIZES) -> list[ModelLimit]:
+    """The CPU model limit of each of ``variants`` at one thread and at one thread per core
+    (:func:`thread_counts`)."""
     captured = captured or capture(service)
-    return [measure_model_limit(service, repeats=repeats, min_s=min_s, threads=t, captured=captured)
-            for t in thread_counts()]
+    return [measure_model_limit(service, repeats=repeats, min_s=min_s, threads=t, captured=captured,
+                                variant=None if variant == "fp32" else variant, batch_sizes=batch_sizes)
+            for variant in variants for t in thread_counts()]
+
+
+def model_variants(service: str, asked: str) -> tuple[str, ...]:
+    """The variants ``--variants`` names: ``served`` (fp32, what the service serves by default),
+    ``all`` (fp32 and every variant the default version exported) or a comma list."""
+    if asked == "served":
+        return ("fp32",)
+    if asked != "all":
+        return tuple(v.strip() for v in asked.split(",") if v.strip())
+    repo = ModelRepository(MODELS_DIR)
+    name = model_name(service)
+    return ("fp32", *sorted(repo.get(name, repo.resolve(name)).variants))
+
+
+def model_name(service: str) -> str:
+    """The model a service serves by default (its settings' ``model_name``)."""
+    from services.registry import load_service
+
+    return str(load_service(service).settings_class.model_fields["model_name"].default)

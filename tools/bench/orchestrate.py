@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shared.settings import KafkaSettings
-from tools.bench.model_limit import measure_model_limits
+from tools.bench.model_limit import measure_model_limits, model_variants
 from tools.bench.report import format_model, format_runtime, format_service, format_suite, format_summary
 from tools.bench.runtime import run_runtime_bench
 from tools.bench.service import ServiceBenchConfig, ServiceReport, bench_service
@@ -34,16 +34,18 @@ def _services(args: argparse.Namespace) -> list[str]:
     return [args.target] if args.target else services_with_models()
 
 
-def _config(args: argparse.Namespace) -> ServiceBenchConfig:
+def _config(args: argparse.Namespace, service: str) -> ServiceBenchConfig:
     peer = args.peer_python if args.peer_python and Path(args.peer_python).exists() else None
     return ServiceBenchConfig(events=args.events, naive_events=args.naive_events,
                               peer_events=args.peer_events or args.events, partitions=args.partitions,
                               repeats=args.repeats,
-                              latency_seconds=args.latency_seconds, peer_python=str(peer) if peer else None)
+                              latency_seconds=args.latency_seconds, peer_python=str(peer) if peer else None,
+                              variants=model_variants(service, args.variants))
 
 
 def suite_model(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
-    models = [m for s in _services(args) for m in measure_model_limits(s, repeats=args.repeats)]
+    models = [m for s in _services(args)
+              for m in measure_model_limits(s, repeats=args.repeats, variants=model_variants(s, args.variants))]
     for model in models:
         out.add(format_model(model))
     if args.plots:
@@ -55,7 +57,7 @@ def suite_model(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
 
 def _one_service(service: str, args: argparse.Namespace, kafka: KafkaSettings, out: Sink,
                  log_dir: Path) -> ServiceReport:
-    report = bench_service(service, kafka, _config(args), log_dir)
+    report = bench_service(service, kafka, _config(args, service), log_dir)
     out.add(format_service(report))
     for model in report.models:
         out.add(format_model(model))
@@ -129,9 +131,14 @@ def suite_all(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
 
 
 def suite_gpu(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
-    from tools.bench.gpu import format_gpu_limits, gpu_model_limits, gpu_service_run, provider_chains
+    from tools.bench.gpu import format_gpu_limits, gpu_model_limits, gpu_service_run, no_gpu_reason, provider_chains
 
     services = _services(args)
+    why = no_gpu_reason()
+    if why:  # a CPU figure must never pass for a GPU one: `bench model` / `bench service` measure the CPU
+        out.add(f"No GPU here: {why}. GPU figures for {', '.join(services) or 'no service'} are pending until "
+                f"this runs on a GPU host; nothing was measured.")
+        return 2
     out.add(f"provider chains on this machine: {provider_chains()}")
     for service in services:
         out.add(format_gpu_limits(gpu_model_limits(service)))

@@ -10,8 +10,9 @@ from tools.bench.contestants import RunResult
 from tools.bench.measure import median_spread
 from tools.bench.model_limit import ModelLimit
 from tools.bench.runtime import RuntimeBenchReport
-from tools.bench.service import CONTESTANTS, ServiceReport
+from tools.bench.service import CONTESTANTS, SERVED_VARIANT, ServiceReport
 from tools.bench.suites import SuiteReport
+from tools.bench.torch_eager import PROVIDER as EAGER
 
 GOALS = {"limit": 0.8, "plain": 0.9, "naive": 10.0, "peer": 2.0}
 LABELS = {"io-limit": "I/O limit", "plain-batched": "batched plain loop", "shopstream": "shopstream",
@@ -79,6 +80,8 @@ def ratios(report: ServiceReport) -> list[Ratio]:
         Ratio(PLAIN_RATIO, ratio(shop, report.median("plain-batched")), GOALS["plain"]),
         Ratio("shopstream / naive-sync", ratio(shop, report.median("naive-sync")), GOALS["naive"]),
         Ratio("shopstream / peer (Quix Streams)", ratio(shop, report.median("peer")), GOALS["peer"]),
+        *([Ratio("shopstream / torch eager per message", ratio(shop, report.eager_limit), None)]
+          if report.eager else []),
     ]
 
 
@@ -106,9 +109,17 @@ def run_row(name: str, runs: Sequence[RunResult]) -> str:
     return f"| {name} | {rate} | {cpu:.3f} | {rss:.0f} | {len(runs)} |"
 
 
+def limit_label(model: ModelLimit) -> str:
+    """``model limit, 1 thread, batch 64``; the variant when not fp32; torch eager per message as such."""
+    if model.provider == EAGER:
+        return f"torch eager per message, {model.threads_label}"
+    variant = "" if model.variant == SERVED_VARIANT else f" {model.variant}"
+    return f"model limit{variant}, {model.threads_label}, batch {model.best.batch:,}"
+
+
 def model_row(model: ModelLimit) -> str:
-    return (f"| model limit, {model.threads_label}, batch {model.best.batch:,} "
-            f"| {fmt_rate(model.events_per_s, model.events_spread)} | | | {len(model.best.rows_per_s)} |")
+    return (f"| {limit_label(model)} | {fmt_rate(model.events_per_s, model.events_spread)} | | "
+            f"| {len(model.best.rows_per_s)} |")
 
 
 RUN_TABLE = ["| contestant | events/s (median ± half-range) | CPU s / 1000 events | peak RSS MB | runs |",
@@ -121,7 +132,7 @@ def format_service(report: ServiceReport) -> str:
              f"{c.events:,} events ({c.naive_events:,} naive-sync, {c.peer_events:,} peer), {c.partitions} "
              f"partitions, {c.repeats} repeats; load average {' → '.join(f'{x:.1f}' for x in report.load)}", "",
              *RUN_TABLE]
-    lines += [model_row(m) for m in report.models]
+    lines += [model_row(m) for m in [*report.models, *report.eager]]
     lines += [run_row(LABELS[name], report.runs.get(name, [])) for name in CONTESTANTS]
     lines.append("")
     lines += [r.line() for r in ratios(report)]
@@ -145,8 +156,8 @@ def format_summary(reports: Sequence[ServiceReport]) -> str:
              "| batched plain loop | shopstream | naive-sync | peer | shopstream / min(model limit, I/O limit) "
              "| shopstream / batched plain loop |", "|---|---|---|---|---|---|---|---|---|---|"]
     for report in reports:
-        one = next((m for m in report.models if m.threads == 1), None)
-        every = next((m for m in report.models if m.all_cores), None)
+        one = next((m for m in report.served_models if m.threads == 1), None)
+        every = next((m for m in report.served_models if m.all_cores), None)
         rates = [fmt_events(report.median(name)) for name in CONTESTANTS]
         by_name = {r.name: r for r in ratios(report)}
         lines.append(f"| {report.service} | {_limit_cell(one)} | {_limit_cell(every)} | {' | '.join(rates)} "

@@ -9,7 +9,7 @@ exactly what shopstream scores, so only the streaming machinery differs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +163,10 @@ class CapturedFeeds:
     transform: GraphTransform | None = None
     """How the service rewrites its model's graph before serving it (recommendation appends its
     masking and top-K): the model limit times the graph the service runs, for the feeds it gave."""
+    batches: Callable[[int], list[Feeds]] | None = None
+    """The events' rows as the service would run them in batches of a given size, where tiling
+    one captured call would misstate the work (a text model pads each batch to its own longest
+    message: :mod:`tools.bench.text`); ``None``: the captured feeds, tiled."""
 
 
 def _rows(feeds: Feeds) -> int:

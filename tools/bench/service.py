@@ -22,11 +22,14 @@ from tools.bench.contestants import Baselines, RunResult, run_peer, run_service
 from tools.bench.latency import LOOP_KINDS, LOOP_LEVEL, LatencyResult, run_latency, run_loop_latency
 from tools.bench.measure import median_spread
 from tools.bench.model_limit import MIN_S, ModelLimit, capture, measure_model_limits
+from tools.bench.scoring import CapturedFeeds
 from tools.bench.wiring import SERVICE_STREAMS, batch_size, new_topic, wire
 from tools.supervisor import produce
 
 logger = logging.getLogger(__name__)
 
+SERVED_VARIANT = "fp32"
+"""The variant ``shopstream serve`` loads by default (``MODEL_VARIANT``), so the ratio's model limit."""
 CONTESTANTS = ("io-limit", "plain-batched", "shopstream", "naive-sync", "peer")
 """Run names, in the order they run and are reported."""
 
@@ -45,6 +48,8 @@ class ServiceBenchConfig:
     """Interpreter with quixstreams installed; ``None`` skips the peer."""
     model_min_s: float = MIN_S
     """Seconds each timing of a model-limit point lasts at least."""
+    variants: tuple[str, ...] = ("fp32",)
+    """Model variants whose limits are swept; the ratio uses fp32's (what the service serves)."""
 
 
 @dataclass
@@ -52,7 +57,9 @@ class ServiceReport:
     service: str
     config: ServiceBenchConfig
     models: list[ModelLimit] = field(default_factory=list)
-    """The model limit at one thread and at all cores."""
+    """The model limit of each variant at one thread and at all cores."""
+    eager: list[ModelLimit] = field(default_factory=list)
+    """Torch eager per message (text models with a torch checkpoint), at one thread and at all cores."""
     runs: dict[str, list[RunResult]] = field(default_factory=dict)
     latency: list[LatencyResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -65,8 +72,17 @@ class ServiceReport:
 
     @property
     def model_limit(self) -> float:
-        """The best model limit (events/s) over the thread settings; NaN if not measured."""
-        return max((m.events_per_s for m in self.models), default=float("nan"))
+        """The best model limit (events/s) of the served variant over the thread settings; NaN if not measured."""
+        return max((m.events_per_s for m in self.served_models), default=float("nan"))
+
+    @property
+    def served_models(self) -> list[ModelLimit]:
+        """The model limits of the variant the service serves (fp32: its default)."""
+        return [m for m in self.models if m.variant == SERVED_VARIANT]
+
+    @property
+    def eager_limit(self) -> float:
+        return max((m.events_per_s for m in self.eager), default=float("nan"))
 
 
 def sim_records(service: str, count: int) -> list[tuple[bytes | None, bytes | None]]:
@@ -93,6 +109,17 @@ def _attempt(report: ServiceReport, name: str, run: Callable[[], RunResult]) -> 
     logger.info("%s: %s %.0f events/s", report.service, name, result.throughput)
 
 
+def _eager(report: ServiceReport, captured: CapturedFeeds) -> None:
+    from tools.bench.torch_eager import measure_torch_eager
+
+    try:
+        report.eager = measure_torch_eager(report.service, captured, repeats=report.config.repeats,
+                                           min_s=report.config.model_min_s)
+    except Exception as exc:  # no checkpoint, no torch: reported, not fatal
+        logger.warning("%s torch eager failed: %s", report.service, exc)
+        report.skipped["torch-eager"] = f"{type(exc).__name__}: {exc}"
+
+
 def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig, log_dir: Path) -> ServiceReport:
     report = ServiceReport(service, config, load=[os.getloadavg()[0]])
     records = sim_records(service, config.events)
@@ -101,7 +128,9 @@ def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig
     # warms up as in the service, scored in the service's batch size).
     captured = capture(service, pairs=[(k or b"", v or b"") for k, v in records], batch=batch)
     report.models = measure_model_limits(service, repeats=config.repeats, min_s=config.model_min_s,
-                                         captured=captured)
+                                         captured=captured, variants=config.variants)
+    if captured.batches is not None:  # a text model: the seed's way, torch eager per message
+        _eager(report, captured)
     baselines = Baselines(service, captured.record_set,
                           captured.record_set.save(log_dir / f"{service}-record-set.json"), batch)
     source = new_topic(kafka, f"{service}-in", config.partitions)

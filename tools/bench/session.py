@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from services.registry import SHOP_SERVICES, load_service
+from services.registry import SHOP_SERVICES
 from shared.models.repository import ModelRepository
 from shared.settings import KafkaSettings
+from tools.bench.model_limit import model_name
 from tools.bench.wiring import MODELS_DIR
 from tools.broker.kafka import KafkaBroker
 
@@ -34,8 +35,7 @@ def services_with_models() -> list[str]:
     repo = ModelRepository(MODELS_DIR)
     found = []
     for name in SHOP_SERVICES:
-        model = str(load_service(name).settings_class.model_fields["model_name"].default)
-        if repo.latest(model):
+        if repo.latest(model_name(name)):
             found.append(name)
     return found
 

@@ -25,7 +25,8 @@ APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
 
-SERVICE_STREAMS = {"recommendation": "clickstream", "ad_ctr": "ads", "pricing": "pricing", "fraud": "payments"}
+SERVICE_STREAMS = {"recommendation": "clickstream", "ad_ctr": "ads", "pricing": "pricing", "fraud": "payments",
+                   "support": "support"}
 """The simulated stream each shop service reads."""
 
 

@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
                         "stateful scorers cost more once their state is warm, so a prefix would flatter the peer)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", default="served", help="model-limit variants: served (fp32, what the "
+                        "service serves), all (fp32 and every exported variant) or a comma list, e.g. fp32,int8")
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="per load level")
     parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON,
                         help="interpreter with quixstreams installed (see docs/benchmarks.md)")
