@@ -22,7 +22,7 @@ from shared.schemas.support import SupportEscalation, SupportIntent
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from tests.support.factories import GroupIdFactory, TopicFactory
 from tests.support.tiny_support_model import publish_keyword_support
-from tools.supervisor import Collected, ServiceProcess, collect, produce, service_in_thread
+from tools.supervisor import Collected, ServiceProcess, collect, produce, service_in_thread, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +142,9 @@ def test_a_sigkill_restart_keeps_each_customers_recent_problems(
         wanted = {m["message_id"] for m in after}
         out = collect(kafka_bootstrap, [f"{topic}.intents"],
                       lambda rs: wanted <= {json.loads(r.value or b"{}")["message_id"] for r in rs}, timeout_s=30)
+        business = ('shopstream_business_support_routed_total{queue="transfers",service="support"} 2.0',
+                    'shopstream_business_support_escalations_total{reason="repeated_problem",service="support"} 2.0')
+        assert wait_until(lambda: all(line in service.metrics() for line in business), 10), "business metrics"
     got = {i.message_id: i for i in (SupportIntent.model_validate_json(r.value or b"") for r in out)}
     for m in after:  # each customer's third transfer message: two came before the restart
         assert got[m["message_id"]].escalation_reasons == ("repeated_problem",), "state survived the SIGKILL"
