@@ -55,13 +55,13 @@ def test_each_batch_is_real_messages_sorted_by_length_and_padded_only_to_its_lon
         captured: CapturedFeeds) -> None:
     assert captured.batches is not None
     batches = captured.batches(8)
-    assert len(batches) == 64 and all(b["input_ids"].shape == b["attention_mask"].shape for b in batches)
-    assert sum(len(b["input_ids"]) for b in batches) == 512  # the sample, whatever the batch size
+    assert len(batches) == 32 and all(b["input_ids"].shape == b["attention_mask"].shape for b in batches)
+    assert sum(len(b["input_ids"]) for b in batches) == 256  # the sample, whatever the batch size
     lengths = [b["attention_mask"].sum(axis=1) for b in batches]
     assert all(int(n.max()) == b["input_ids"].shape[1] for n, b in zip(lengths, batches, strict=True))
     flat = np.concatenate(lengths)
     assert np.all(np.diff(flat) >= 0)  # length-bucketed: the least padding these messages allow
-    assert padding_share(batches) < padding_share(captured.batches(512))
+    assert padding_share(batches) < padding_share(captured.batches(256))
     assert len(captured.batches(1024)) == 1 and len(captured.batches(1024)[0]["input_ids"]) == 1024
 
 

@@ -2,8 +2,11 @@
 
 The tensors are the ones the service's own feature code builds for simulated events (captured
 from the scored batches, see :func:`capture_feeds`), tiled to each batch size before timing, so
-only ``session.run`` is timed. A "row" is one row of the model's batch axis; services that
-score several rows per event (candidate ads) report events/s = rows/s ÷ rows per event.
+only ``session.run`` is timed. A text model's cost follows its messages' lengths instead: each
+point runs the same sample of the benchmark's messages, tokenised by the serving version and cut
+into length-sorted batches padded to their own longest (:mod:`tools.bench.text`). A "row" is one
+row of the model's batch axis; services that score several rows per event (candidate ads) report
+events/s = rows/s ÷ rows per event.
 
 The sweep doubles the batch from 1 row up to 65,536 and stops once two doublings in a row each
 gained less than 3 % (:func:`still_rising`). Each point is timed ``repeats`` times for at least
@@ -116,12 +119,12 @@ def batches_of(captured: CapturedFeeds, batch: int, batched: set[str]) -> list[F
 
 
 def time_batches(run: Callable[[Feeds], object], batches: Sequence[Feeds], min_s: float,
-                 min_passes: int = 2) -> tuple[float, float]:
-    """(rows/s, seconds per pass) of repeated passes over the same pre-built ``batches`` (one
-    ``run`` call each), for at least ``min_s`` and ``min_passes`` passes (the caller warms up)."""
+                 min_calls: int = 2) -> tuple[float, float]:
+    """(rows/s, seconds per pass) of whole passes over the same pre-built ``batches`` (one ``run``
+    call each) until ``min_s`` and ``min_calls`` calls are reached (the caller warms up)."""
     rows = sum(int(next(iter(feeds.values())).shape[0]) for feeds in batches)
     passes, start = 0, time.perf_counter()
-    while passes < min_passes or time.perf_counter() - start < min_s:
+    while passes * len(batches) < min_calls or time.perf_counter() - start < min_s:
         for feeds in batches:
             run(feeds)
         passes += 1

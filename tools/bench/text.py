@@ -24,8 +24,8 @@ from tools.bench.scoring import Feeds, ServiceHarness, as_records
 
 logger = logging.getLogger(__name__)
 
-SAMPLE = 512
-"""Messages per timing pass (evenly spaced over the benchmark's events)."""
+SAMPLE = 256
+"""Messages per timing pass at batch sizes up to it (evenly spaced over the benchmark's events)."""
 
 
 def length_bucketed(texts: Sequence[str], tokenizer: Tokenizer, pad_id: int,
