@@ -17,7 +17,8 @@ from shared.errors import ModelError
 from shared.models.repository import ModelRepository
 from tests.support.support_model import write_base, write_data
 from tests.support.tiny_support_model import publish_tiny_support
-from tools.bench import orchestrate
+from tools.bench import gpu, orchestrate
+from tools.bench.gpu import CPU, Plan, Sweep
 from tools.bench.model_limit import BatchPoint, ModelLimit, capture, measure_model_limits, model_variants
 from tools.bench.report import LIMIT_RATIO, format_service, format_summary, ratios
 from tools.bench.scoring import CapturedFeeds
@@ -75,6 +76,17 @@ def test_model_limit_sweeps_every_variant_at_one_thread_and_all_cores(captured: 
     for limit in limits:
         assert [p.batch for p in limit.points] == [1, 8, 32][: len(limit.points)] and limit.events_per_s > 0
         assert limit.model == "support" and limit.version == "v0001"
+
+
+def test_the_gpu_sweep_path_times_the_same_text_batches_through_io_binding(captured: CapturedFeeds,
+                                                                           models: Path) -> None:
+    repo = ModelRepository(models)
+    fp16 = repo.load_verified("support", "v0001", "fp16")[1]
+    sweep = Sweep("support", "support", "v0001", "fp16", [CPU], [], 1, True, 1.0)
+    gpu._measure_one(sweep, fp16, captured, Plan((1, 8), repeats=1, min_s=0.01, deadline=float("inf")),
+                     deadline=float("inf"))
+    assert sweep.session_providers == [CPU] and [p["batch"] for p in sweep.points] == [1, 8]
+    assert sweep.events_per_s > 0
 
 
 def test_torch_eager_runs_the_versions_checkpoint_one_message_at_a_time(captured: CapturedFeeds) -> None:
