@@ -24,6 +24,7 @@ from shared.runtime.scorer import Event, LoadContext, Scorer, ScoreResult
 from shared.schemas import AdRequest, ClickEvent, PricingRequest, Transaction
 from shared.schemas import headers as h
 from shared.schemas.registry import TOPICS
+from shared.schemas.support import SupportMessage
 from tests.support.stubs import StubMessage
 
 TS = 1_700_000_000_000
@@ -38,9 +39,12 @@ VALID: dict[type[BaseModel], dict[str, Any]] = {
     Transaction: dict(txn_id="t1", user_id="u1", card_id="c1", amount=12.5, currency="USD", merchant_id="m1",
                       merchant_category="grocery", device_id="d1", ip_country="US", card_bin="411111",
                       channel="web", ts_ms=TS),
+    SupportMessage: dict(message_id="m1", customer_id="c1", channel="chat", language="en",
+                         text="my card payment was declined twice", ts_ms=TS),
 }  # fmt: skip
 KEY_FIELD = {spec.model: spec.key_field for spec in TOPICS.values() if spec.direction == "input"}
 SCHEMAS = list(VALID)
+
 MAX_BYTES = 100_000
 SCHEMA_REASONS = {"malformed_json", "unknown_field", "missing_field", "non_finite_number", "invalid_value"}
 KNOWN_REASONS = SCHEMA_REASONS | {"oversized", "invalid_utf8", "missing_value", "missing_key", "invalid_key",
@@ -263,3 +267,7 @@ def test_a_mixed_stream_dead_letters_every_bad_record_and_decodes_every_good_one
                 for n, i in enumerate(order)]
     assert all(isinstance(out, Event) for ok, out in outcomes if ok)
     assert all(isinstance(out, DeadLetterRecord) and out.reason in SCHEMA_REASONS for ok, out in outcomes if not ok)
+
+
+def test_every_input_topic_is_fuzzed() -> None:
+    assert set(KEY_FIELD) == set(VALID)
