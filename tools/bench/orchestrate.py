@@ -40,7 +40,7 @@ def _config(args: argparse.Namespace, service: str) -> ServiceBenchConfig:
                               peer_events=args.peer_events or args.events, partitions=args.partitions,
                               repeats=args.repeats,
                               latency_seconds=args.latency_seconds, peer_python=str(peer) if peer else None,
-                              variants=model_variants(service, args.variants))
+                              variants=model_variants(service, args.variants), records=args.records)
 
 
 def suite_model(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:

@@ -48,6 +48,8 @@ class ServiceBenchConfig:
     """Interpreter with quixstreams installed; ``None`` skips the peer."""
     model_min_s: float = MIN_S
     """Seconds each timing of a model-limit point lasts at least."""
+    records: str = "sim"
+    """The events: the service's simulated stream, or a data set replayed (cycled): ``banking77``."""
     variants: tuple[str, ...] = ("fp32",)
     """Model variants whose limits are swept; the ratio uses fp32's (what the service serves)."""
 
@@ -96,6 +98,17 @@ def sim_records(service: str, count: int) -> list[tuple[bytes | None, bytes | No
     return list(iter_records(SERVICE_STREAMS[service], count))
 
 
+def bench_records(service: str, count: int, source: str = "sim") -> list[tuple[bytes | None, bytes | None]]:
+    """``count`` input records: simulated (``sim``), or a replayed data set cycled to ``count``
+    (``banking77``: BANKING77's 3,080 test messages, as ``shopstream produce banking77`` sends them)."""
+    if source == "sim":
+        return sim_records(service, count)
+    from tools.loadgen.datasets import default_data_dir, replay_records
+
+    replayed: list[tuple[bytes | None, bytes | None]] = [r for _, r in replay_records(source, default_data_dir())]
+    return [replayed[i % len(replayed)] for i in range(count)]
+
+
 def _attempt(report: ServiceReport, name: str, run: Callable[[], RunResult]) -> None:
     """Run one contestant; a failure is recorded (and shown in the report), not fatal."""
     logger.info("%s: %s run %d", report.service, name, len(report.runs.get(name, [])) + 1)
@@ -122,7 +135,7 @@ def _eager(report: ServiceReport, captured: CapturedFeeds) -> None:
 
 def bench_service(service: str, kafka: KafkaSettings, config: ServiceBenchConfig, log_dir: Path) -> ServiceReport:
     report = ServiceReport(service, config, load=[os.getloadavg()[0]])
-    records = sim_records(service, config.events)
+    records = bench_records(service, config.events, config.records)
     batch = batch_size(service)
     # Rows per event and records per event over the very events the contestants read (state
     # warms up as in the service, scored in the service's batch size).

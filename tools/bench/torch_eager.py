@@ -35,8 +35,10 @@ logger = logging.getLogger(__name__)
 PROVIDER = "torch eager"
 MESSAGES = 128
 """Messages per timing pass (one forward each)."""
-ATOL = 1e-3
-"""Largest |torch - ONNX| probability allowed (the export's own parity tolerance)."""
+ATOL = 0.02
+"""Largest |torch - ONNX| probability allowed. Looser than the export's own parity gate (1e-3):
+the checkpoint keeps its weights in fp16 (half the size), cast back to fp32 here, while the graph
+was exported from the fp32 weights."""
 
 
 def load_module(repository: ModelRepository, name: str, version: str) -> nn.Module:

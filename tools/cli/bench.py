@@ -43,6 +43,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default="served", help="model-limit variants: served (fp32, what the "
                         "service serves), all (fp32 and every exported variant) or a comma list, e.g. fp32,int8")
+    parser.add_argument("--records", choices=("sim", "banking77"), default="sim",
+                        help="service: the simulated stream, or BANKING77's test messages replayed (support)")
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="per load level")
     parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON,
                         help="interpreter with quixstreams installed (see docs/benchmarks.md)")
