@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from packaging.requirements import Requirement
 from setuptools import find_packages
 
 from shared.settings import MetricsSettings
@@ -261,9 +262,10 @@ def requirement_closure(target: str) -> set[str]:
             continue
         seen.add(name)
         installed = image_requirements.GPU_RUNTIME if name == image_requirements.CPU_RUNTIME else name
-        for requirement in md.requires(installed) or []:
-            if "extra ==" not in requirement:
-                todo.append(image_requirements.split(requirement)[0])
+        for requirement in map(Requirement, md.requires(installed) or []):
+            # An extra's requirement, or one for another platform (click's colorama on Windows), is not installed.
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(image_requirements.canonical(requirement.name))
     return seen
 
 
