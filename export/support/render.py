@@ -33,7 +33,7 @@ def accuracy_table(r: dict[str, Any]) -> list[str]:
     full = srv.get("graphs", {}).get("fp32", {})
     rows = ["| model | 10-shot | 30-shot | full (10,003) |", "|---|---:|---:|---:|"]
     rows += [f"| {name} | {_paper(a)} | {_paper(b)} | {_paper(c)} |" for name, a, b, c in PAPER]
-    rows.append(f"| **all-MiniLM-L6-v2 fine-tuned, served ONNX (this repo)** | "
+    rows.append(f"| **all-MiniLM-L6-v2 fine-tuned (this repo; full: the served ONNX graph, few-shot: torch)** | "
                 f"{_pct(fs.get('10-shot', {}).get('accuracy'))} | {_pct(fs.get('30-shot', {}).get('accuracy'))} | "
                 f"**{_pct(full.get('accuracy'))}** |")
     for key, name in (("tfidf", "TF-IDF + logistic regression"), ("minilm_lr", "frozen MiniLM embedding + LR")):
