@@ -33,7 +33,9 @@ from shared.runtime.state import StateStore
 from shared.schemas import headers as h
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "golden"
-SCENARIO_OF_SERVICE = {"recommendation": "clickstream", "ad_ctr": "ads", "pricing": "pricing", "fraud": "payments"}
+SCENARIO_OF_SERVICE = {
+    "recommendation": "clickstream", "ad_ctr": "ads", "pricing": "pricing", "fraud": "payments", "support": "support",
+}
 PARTITIONS = 4
 BATCH_SIZE = 64
 CLOCK_HEADERS = frozenset({h.FAILED_AT})
@@ -120,6 +122,8 @@ def _unscorable(service: str, value: bytes) -> bytes:
         event["item_id"] = 987_654_321  # not in any catalogue: unknown_item
     elif service == "pricing":
         event["floor"], event["ceiling"] = 90.0, 10.0  # no feasible price: unpriceable
+    elif service == "support":
+        event["text"] = "my card\x07 was declined"  # a control character: the schema refuses it
     return json.dumps(event).encode()
 
 

@@ -3,8 +3,8 @@
 ``tests/data/golden/<service>.json.gz`` holds fixed input records (simulated events, some of them
 broken) and everything the service published for them: scores, their lineage headers, dead letters
 with their reasons and raw bytes, and the final state. They were recorded from the code at commit
-0f65bea with ``tests.support.golden`` (see its docstring for how to record them again, which should
-happen only when outputs change on purpose).
+0f65bea with ``tests.support.golden`` (support's with its first model, v0001, when the service came);
+see its docstring for how to record them again, which should happen only when outputs change on purpose.
 """
 
 from __future__ import annotations
