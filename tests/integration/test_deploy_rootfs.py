@@ -22,7 +22,8 @@ from tools.supervisor import free_port, http_get, produce, wait_until
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-STREAM_OF = {"recommendation": "clickstream", "ad_ctr": "ads", "pricing": "pricing", "fraud": "payments"}
+STREAM_OF = {"recommendation": "clickstream", "ad_ctr": "ads", "pricing": "pricing", "fraud": "payments",
+             "support": "support"}
 EVENTS = 200
 
 
