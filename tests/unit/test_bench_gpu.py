@@ -103,6 +103,8 @@ class FakeTimer:
     def run(self, feeds: dict[str, np.ndarray]) -> None:
         self.now += len(next(iter(feeds.values()))) / 1000
 
+    provider = CPU
+
     def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return feeds
 

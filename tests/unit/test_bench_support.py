@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from shared.errors import ModelError
@@ -52,18 +51,19 @@ def captured(models: Path) -> CapturedFeeds:
     return capture("support", events=300)
 
 
-def test_each_batch_is_real_messages_sorted_by_length_and_padded_only_to_its_longest(
+def test_each_micro_batch_is_run_as_the_service_runs_it_in_length_groups_padded_to_their_longest(
         captured: CapturedFeeds) -> None:
     assert captured.batches is not None
-    batches = captured.batches(8)
-    assert len(batches) == 32 and all(b["input_ids"].shape == b["attention_mask"].shape for b in batches)
-    assert sum(len(b["input_ids"]) for b in batches) == 256  # the sample, whatever the batch size
-    lengths = [b["attention_mask"].sum(axis=1) for b in batches]
-    assert all(int(n.max()) == b["input_ids"].shape[1] for n, b in zip(lengths, batches, strict=True))
-    flat = np.concatenate(lengths)
-    assert np.all(np.diff(flat) >= 0)  # length-bucketed: the least padding these messages allow
-    assert padding_share(batches) < padding_share(captured.batches(256))
-    assert len(captured.batches(1024)) == 1 and len(captured.batches(1024)[0]["input_ids"]) == 1024
+    calls = captured.batches(64, CPU)
+    assert sum(len(c["input_ids"]) for c in calls) == 256  # the sample, whatever the batch size
+    assert all(c["input_ids"].shape == c["attention_mask"].shape for c in calls)
+    assert all(int(c["attention_mask"].sum(axis=1).max()) == c["input_ids"].shape[1] for c in calls)
+    assert 4 <= len(calls) < 64  # four micro-batches of 64, each in a few length groups
+    one_call_each = captured.batches(64, "CUDAExecutionProvider")  # a GPU call costs more than padding
+    assert len(one_call_each) <= len(calls) and padding_share(calls) <= padding_share(one_call_each)
+    singles = captured.batches(1, CPU)
+    assert len(singles) == 256 and all(int(c["attention_mask"].min()) == 1 for c in singles)  # no padding
+    assert len(captured.batches(1024, CPU)[0]["input_ids"]) <= 256  # the service's max rows per call
 
 
 def test_model_limit_sweeps_every_variant_at_one_thread_and_all_cores(captured: CapturedFeeds) -> None:

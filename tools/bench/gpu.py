@@ -438,7 +438,8 @@ class Timer:
         self.session = session
         self.io_binding = io_binding
         self.outputs = [o.name for o in session.get_outputs()]
-        self.device = "cpu" if session.get_providers()[0] == CPU else "cuda"
+        self.provider = str(session.get_providers()[0])
+        self.device = "cpu" if self.provider == CPU else "cuda"
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``feeds`` in the graph's input dtypes (before timing)."""
@@ -468,14 +469,15 @@ def run_sweep(timer: Timer, captured: CapturedFeeds, batched: set[str], batches:
               clock: Callable[[], float] = time.monotonic) -> tuple[list[dict[str, Any]], str]:
     """The model-limit sweep (:func:`tools.bench.model_limit.still_rising` decides where it stops)
     under a deadline: a point that would not end before ``deadline`` is not started. Each point
-    runs the batches :func:`tools.bench.model_limit.batches_of` builds (a text model's padded
-    batches of real messages; else the captured feeds tiled)."""
+    runs the batches :func:`tools.bench.model_limit.batches_of` builds (a text model's graph calls
+    for micro-batches of real messages, grouped with the provider's cost model; else the captured
+    feeds tiled)."""
     from tools.bench.model_limit import BatchPoint, batches_of, still_rising
 
     points: list[BatchPoint] = []
     pass_s, rows_before = 0.0, 0
     for batch in batches:
-        feeds = [timer.prepare(f) for f in batches_of(captured, batch, batched)]
+        feeds = [timer.prepare(f) for f in batches_of(captured, batch, batched, timer.provider)]
         rows = sum(int(next(iter(f.values())).shape[0]) for f in feeds)
         scale = rows / rows_before if rows_before else 1.0
         expected = (1 + repeats) * max(min_s, 2 * pass_s * scale) + pass_s * scale

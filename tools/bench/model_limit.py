@@ -3,10 +3,10 @@
 The tensors are the ones the service's own feature code builds for simulated events (captured
 from the scored batches, see :func:`capture_feeds`), tiled to each batch size before timing, so
 only ``session.run`` is timed. A text model's cost follows its messages' lengths instead: each
-point runs the same sample of the benchmark's messages, tokenised by the serving version and cut
-into length-sorted batches padded to their own longest (:mod:`tools.bench.text`). A "row" is one
-row of the model's batch axis; services that score several rows per event (candidate ads) report
-events/s = rows/s ÷ rows per event.
+point runs the graph calls the service makes for the same sample of the benchmark's messages in
+micro-batches of that size, grouped by length and padded per group (:mod:`tools.bench.text`). A
+"row" is one row of the model's batch axis; services that score several rows per event
+(candidate ads) report events/s = rows/s ÷ rows per event.
 
 The sweep doubles the batch from 1 row up to 65,536 and stops once two doublings in a row each
 gained less than 3 % (:func:`still_rising`). Each point is timed ``repeats`` times for at least
@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 
 from shared.models.manifest import ModelManifest
+from shared.models.providers import CPU
 from shared.models.repository import ModelRepository
 from shared.models.session import OnnxModel
 from shared.models.slot import GraphTransform
@@ -110,11 +111,12 @@ def batched_inputs(model: OnnxModel) -> set[str]:
     return {spec.name for spec in model.inputs if spec.shape and not isinstance(spec.shape[0], int)}
 
 
-def batches_of(captured: CapturedFeeds, batch: int, batched: set[str]) -> list[Feeds]:
-    """What one timing pass runs at ``batch`` rows: the service's own batches of its events
-    (text models, :attr:`CapturedFeeds.batches`), else the captured feeds tiled to ``batch`` rows."""
+def batches_of(captured: CapturedFeeds, batch: int, batched: set[str], provider: str = CPU) -> list[Feeds]:
+    """What one timing pass runs at ``batch``: the graph calls the service makes for its events in
+    micro-batches of ``batch`` on ``provider`` (text models, :attr:`CapturedFeeds.batches`), else
+    the captured feeds tiled to ``batch`` rows."""
     if captured.batches is not None:
-        return captured.batches(batch)
+        return captured.batches(batch, provider)
     return [tile(captured.feeds, batch, batched)]
 
 
@@ -204,7 +206,7 @@ def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = MIN_S,
     batched = batched_inputs(model)
 
     def measure(batch: int) -> list[float]:
-        batches = batches_of(captured, batch, batched)
+        batches = batches_of(captured, batch, batched, model.provider)
         for feeds in batches:
             model.run(feeds)  # warm: the first call of a shape allocates
         return [time_batches(model.run, batches, min_s)[0] for _ in range(repeats)]

@@ -163,10 +163,11 @@ class CapturedFeeds:
     transform: GraphTransform | None = None
     """How the service rewrites its model's graph before serving it (recommendation appends its
     masking and top-K): the model limit times the graph the service runs, for the feeds it gave."""
-    batches: Callable[[int], list[Feeds]] | None = None
-    """The events' rows as the service would run them in batches of a given size, where tiling
-    one captured call would misstate the work (a text model pads each batch to its own longest
-    message: :mod:`tools.bench.text`); ``None``: the captured feeds, tiled."""
+    batches: Callable[[int, str], list[Feeds]] | None = None
+    """``batches(n, provider)``: the graph calls the service makes for the events in micro-batches
+    of ``n``, where tiling one captured call would misstate the work (a text model groups each
+    micro-batch by length and pads each group to its longest: :mod:`tools.bench.text`); ``None``:
+    the captured feeds, tiled."""
 
 
 def _rows(feeds: Feeds) -> int:

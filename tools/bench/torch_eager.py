@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shared.errors import ModelError
+from shared.models.providers import CPU
 from shared.models.repository import ModelRepository
 from tools.bench.model_limit import BatchPoint, ModelLimit, load_model, thread_counts, time_batches
 from tools.bench.scoring import CapturedFeeds, Feeds
@@ -109,7 +110,7 @@ def measure_torch_eager(service: str, captured: CapturedFeeds, *, repeats: int =
     repo = ModelRepository(MODELS_DIR)
     version = repo.resolve(captured.model)
     load_module(repo, captured.model, version)  # fails here, plainly, without a checkpoint
-    singles = captured.batches(1)
+    singles = captured.batches(1, CPU)
     singles = singles[:: max(1, len(singles) // messages)][:messages]
     results = []
     with tempfile.TemporaryDirectory(prefix="torch-eager-") as folder:
