@@ -18,7 +18,15 @@ from tests.support.support_model import write_base, write_data
 from tests.support.tiny_support_model import publish_tiny_support
 from tools.bench import gpu, orchestrate
 from tools.bench.gpu import CPU, Plan, Sweep
-from tools.bench.model_limit import BatchPoint, ModelLimit, capture, measure_model_limits, model_variants
+from tools.bench.model_limit import (
+    BATCH_SIZES,
+    BatchPoint,
+    ModelLimit,
+    capture,
+    measure_model_limits,
+    model_variants,
+    swept,
+)
 from tools.bench.report import LIMIT_RATIO, format_service, format_summary, ratios
 from tools.bench.scoring import CapturedFeeds
 from tools.bench.service import ServiceBenchConfig, ServiceReport
@@ -64,6 +72,7 @@ def test_each_micro_batch_is_run_as_the_service_runs_it_in_length_groups_padded_
     singles = captured.batches(1, CPU)
     assert len(singles) == 256 and all(int(c["attention_mask"].min()) == 1 for c in singles)  # no padding
     assert len(captured.batches(1024, CPU)[0]["input_ids"]) <= 256  # the service's max rows per call
+    assert captured.max_batch == 256 and swept(captured, BATCH_SIZES)[-1] == 256  # it never runs a larger one
 
 
 def test_model_limit_sweeps_every_variant_at_one_thread_and_all_cores(captured: CapturedFeeds) -> None:

@@ -560,8 +560,10 @@ def measure_service(service: str, plan: Plan, write: Callable[[list[Sweep]], Non
 
 def _measure_one(sweep: Sweep, data: bytes, captured: CapturedFeeds, plan: Plan, deadline: float) -> None:
     batched = batched_inputs_of(make_session(data, [CPU], threads=1))
+    from tools.bench.model_limit import swept
+
     trt_options = None
-    batches = list(plan.batches)
+    batches = swept(captured, plan.batches)
     if sweep.chain[0] == TRT:
         plan.trt_cache.mkdir(parents=True, exist_ok=True)
         trt_options = tensorrt_options(captured.feeds, batched, plan.trt_cache)

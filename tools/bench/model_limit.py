@@ -120,6 +120,12 @@ def batches_of(captured: CapturedFeeds, batch: int, batched: set[str], provider:
     return [tile(captured.feeds, batch, batched)]
 
 
+def swept(captured: CapturedFeeds, batch_sizes: Sequence[int]) -> list[int]:
+    """``batch_sizes`` up to the largest batch worth sweeping (:attr:`CapturedFeeds.max_batch`)."""
+    bound = captured.max_batch
+    return [b for b in batch_sizes if bound is None or b <= bound]
+
+
 def time_batches(run: Callable[[Feeds], object], batches: Sequence[Feeds], min_s: float,
                  min_calls: int = 2) -> tuple[float, float]:
     """(rows/s, seconds per pass) of whole passes over the same pre-built ``batches`` (one ``run``
@@ -191,7 +197,9 @@ def capture(service: str, events: int = 4096, pairs: Sequence[tuple[bytes, bytes
     pairs = pairs if pairs is not None else list(iter_records(SERVICE_STREAMS[service], events))
     try:
         captured = capture_feeds(harness, pairs, batch)
-        return dataclasses.replace(captured, batches=text_batches(harness, pairs))
+        batches = text_batches(harness, pairs)
+        return dataclasses.replace(captured, batches=batches,
+                                   max_batch=harness.settings.runtime.max_batch_size if batches else None)
     finally:
         harness.close()
 
@@ -211,7 +219,7 @@ def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = MIN_S,
             model.run(feeds)  # warm: the first call of a shape allocates
         return [time_batches(model.run, batches, min_s)[0] for _ in range(repeats)]
 
-    points = sweep(measure, batch_sizes)
+    points = sweep(measure, swept(captured, batch_sizes))
     limit = ModelLimit(service, captured.model, version, model.provider, variant or "fp32",
                        captured.rows_per_event, points, threads, threads == os.cpu_count())
     logger.info("model limit %s, %s: best batch %d of %d swept, %.0f events/s", service, limit.threads_label,

@@ -168,6 +168,9 @@ class CapturedFeeds:
     of ``n``, where tiling one captured call would misstate the work (a text model groups each
     micro-batch by length and pads each group to its longest: :mod:`tools.bench.text`); ``None``:
     the captured feeds, tiled."""
+    max_batch: int | None = None
+    """The largest batch worth sweeping: with :attr:`batches`, the service's own ``max_batch_size``
+    (it never runs a larger micro-batch); ``None``: no bound but the sweep's."""
 
 
 def _rows(feeds: Feeds) -> int:

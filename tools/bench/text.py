@@ -9,7 +9,9 @@ by the service's own length grouping (:func:`services.support.tokens.length_grou
 cost model of the provider measured and the service's ``max_rows_per_call``), each group padded
 to its own longest message. The limit then times exactly the model calls the service makes for
 micro-batches of that size; what the service adds (tokenising, decoding, Kafka) is the gap. The
-batch size of a point is the micro-batch (messages per scorer call), not the rows of one graph call.
+batch size of a point is the micro-batch (messages per scorer call), not the rows of one graph call,
+and the sweep ends at the service's ``max_batch_size``: it never runs a larger micro-batch (larger
+ones still gain a little, from fuller length groups; raise the setting to measure them).
 """
 
 from __future__ import annotations
