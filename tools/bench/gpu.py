@@ -465,14 +465,14 @@ class Timer:
 
 
 def run_sweep(timer: Timer, captured: CapturedFeeds, batched: set[str], batches: Sequence[int],
-              *, repeats: int, min_s: float, deadline: float,
+              *, repeats: int, min_s: float, deadline: float, patience: int | None = None,
               clock: Callable[[], float] = time.monotonic) -> tuple[list[dict[str, Any]], str]:
     """The model-limit sweep (:func:`tools.bench.model_limit.still_rising` decides where it stops)
     under a deadline: a point that would not end before ``deadline`` is not started. Each point
     runs the batches :func:`tools.bench.model_limit.batches_of` builds (a text model's graph calls
     for micro-batches of real messages, grouped with the provider's cost model; else the captured
     feeds tiled)."""
-    from tools.bench.model_limit import BatchPoint, batches_of, still_rising
+    from tools.bench.model_limit import PATIENCE, BatchPoint, batches_of, still_rising
 
     points: list[BatchPoint] = []
     pass_s, rows_before = 0.0, 0
@@ -488,7 +488,7 @@ def run_sweep(timer: Timer, captured: CapturedFeeds, batched: set[str], batches:
         timings = [timer.rows_per_s(feeds, min_s) for _ in range(repeats)]
         pass_s, rows_before = max(t[1] for t in timings), rows
         points.append(BatchPoint(batch, [t[0] for t in timings]))
-        if not still_rising([p.median for p in points]):
+        if not still_rising([p.median for p in points], patience=patience or PATIENCE):
             break
     return _points(points), ""
 
@@ -560,7 +560,7 @@ def measure_service(service: str, plan: Plan, write: Callable[[list[Sweep]], Non
 
 def _measure_one(sweep: Sweep, data: bytes, captured: CapturedFeeds, plan: Plan, deadline: float) -> None:
     batched = batched_inputs_of(make_session(data, [CPU], threads=1))
-    from tools.bench.model_limit import swept
+    from tools.bench.model_limit import sweep_patience, swept
 
     trt_options = None
     batches = swept(captured, plan.batches)
@@ -575,7 +575,8 @@ def _measure_one(sweep: Sweep, data: bytes, captured: CapturedFeeds, plan: Plan,
     sweep.placement = node_placement(data, sweep.chain, match_dtypes(session, captured.feeds), threads=sweep.threads,
                                      trt_options=trt_options)
     sweep.points, sweep.stopped = run_sweep(Timer(session, sweep.io_binding), captured, batched, batches,
-                                            repeats=plan.repeats, min_s=plan.min_s, deadline=deadline)
+                                            repeats=plan.repeats, min_s=plan.min_s, deadline=deadline,
+                                            patience=sweep_patience(captured, batches))
 
 
 def match_dtypes(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -126,6 +126,12 @@ def swept(captured: CapturedFeeds, batch_sizes: Sequence[int]) -> list[int]:
     return [b for b in batch_sizes if bound is None or b <= bound]
 
 
+def sweep_patience(captured: CapturedFeeds, sizes: Sequence[int]) -> int:
+    """:data:`PATIENCE`; a bounded sweep (a text model's, up to the service's own batch) measures every
+    size: its gains per doubling are small (3-15 % for support) and one noisy point must not end it."""
+    return len(sizes) if captured.max_batch is not None else PATIENCE
+
+
 def time_batches(run: Callable[[Feeds], object], batches: Sequence[Feeds], min_s: float,
                  min_calls: int = 2) -> tuple[float, float]:
     """(rows/s, seconds per pass) of whole passes over the same pre-built ``batches`` (one ``run``
@@ -219,7 +225,8 @@ def measure_model_limit(service: str, *, repeats: int = 3, min_s: float = MIN_S,
             model.run(feeds)  # warm: the first call of a shape allocates
         return [time_batches(model.run, batches, min_s)[0] for _ in range(repeats)]
 
-    points = sweep(measure, swept(captured, batch_sizes))
+    sizes = swept(captured, batch_sizes)
+    points = sweep(measure, sizes, patience=sweep_patience(captured, sizes))
     limit = ModelLimit(service, captured.model, version, model.provider, variant or "fp32",
                        captured.rows_per_event, points, threads, threads == os.cpu_count())
     logger.info("model limit %s, %s: best batch %d of %d swept, %.0f events/s", service, limit.threads_label,
