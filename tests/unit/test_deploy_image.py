@@ -32,6 +32,7 @@ import pytest
 from packaging.requirements import Requirement
 from setuptools import find_packages
 
+from services.registry import SHOP_SERVICES
 from shared.settings import MetricsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ import image_contents  # noqa: E402  (a script beside the Dockerfile, not a pack
 import image_requirements  # noqa: E402
 
 COMPILERS = re.compile(r"\b(gcc|g\+\+|clang|build-essential|make|cmake|python3[.\d]*-dev)\b")
-SERVICES = ("recommendation", "ad_ctr", "pricing", "fraud")
+SERVICES = SHOP_SERVICES
 SERVING_PACKAGES = {"shared", "services", "tools", "tools.cli"}
 """Top-level packages, and the one subpackage of tools, that the serving wheel may hold."""
 TOOL_ROOMS = ("sim", "export", "tools.bench", "tools.loadgen", "tools.broker", "tests")
