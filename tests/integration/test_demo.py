@@ -1,6 +1,6 @@
 """The README's demo command, end to end: its own broker, all five services, the monitor, a producer
-with the shop's outcomes, a summary with live quality. Support runs when its model has a version
-under models/ (it is trained, not committed with the code); the demo says when it skips it."""
+with the shop's outcomes, a summary with live quality. Support's model is committed (models/support),
+so no service may be skipped."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from services.registry import SHOP_SERVICES
-from shared.models.repository import ModelRepository
 from tools.supervisor import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -51,9 +50,8 @@ def test_demo_scores_with_every_service_and_leaves_nothing_behind(broker: str, d
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in run_dir.glob("*.log"))
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n{logs}"
     skipped = set(re.findall(r"^skipping (\w+): no version of its model", result.stdout, re.M))
-    has_support_model = ModelRepository(REPO_ROOT / "models").latest("support") is not None
-    assert skipped == (set() if has_support_model else {"support"}), result.stdout[-2000:]
-    for service in (*(s for s in SHOP_SERVICES if s not in skipped), "monitor"):
+    assert skipped == set(), result.stdout[-2000:]
+    for service in (*SHOP_SERVICES, "monitor"):
         match = re.search(rf"summary {service}: scored=(\d+) dlq=(\d+)", result.stdout)
         assert match, f"no summary line for {service}:\n{result.stdout[-2000:]}"
         assert int(match.group(1)) > 0, f"{service} scored nothing"
@@ -63,8 +61,8 @@ def test_demo_scores_with_every_service_and_leaves_nothing_behind(broker: str, d
     assert re.match(r"auc 0\.\d+ \(base 0\.\d+\)", live.get("ad_ctr", "")), f"no live ad AUC:\n{result.stdout[-3000:]}"
     if broker == "kafka":
         assert set(live) >= set(WITH_OUTCOMES), f"live quality missing:\n{result.stdout[-3000:]}"
-    if "support" not in skipped:  # the customer's words, the intent, its probability and queue
-        said = r"^sample support: customer u\d+: '.+' → \w+\?? \(\d\.\d\d\) → \w+ queue"
-        assert re.search(said, result.stdout, re.M), result.stdout[-3000:]
-        assert re.search(r"^business support: queues \w+=\d+.* escalated \d+/\d+", result.stdout, re.M)
+    # support in human terms: the customer's words, the intent, its probability and queue
+    said = r"^sample support: customer u\d+: '.+' → \w+\?? \(\d\.\d\d\) → \w+ queue"
+    assert re.search(said, result.stdout, re.M), result.stdout[-3000:]
+    assert re.search(r"^business support: queues \w+=\d+.* escalated \d+/\d+", result.stdout, re.M)
     assert _leftovers(run_dir) == [], "the demo must stop every service and the broker"

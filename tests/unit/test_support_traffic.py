@@ -49,17 +49,6 @@ def test_banking77_replays_the_test_messages_in_order_as_valid_support_messages(
         {"intent": intent} for _, intent in BANKING77_ROWS]
 
 
-def test_the_real_banking77_test_split_replays_whole_when_it_is_there() -> None:
-    from tools.loadgen.datasets import default_data_dir
-
-    if not (default_data_dir() / "intent-banking77-polyai" / "test.csv").is_file():
-        pytest.skip("../shared/data is not beside this checkout")
-    rows = list(replay_rows("banking77", default_data_dir()))
-    assert len(rows) == 3080
-    assert len({truth["intent"] for *_, truth in rows if truth}) == 77
-    assert 200 < len({key for _, (key, _), *_ in rows}) <= 400  # customers write more than once
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_every_malformed_support_message_is_refused_and_every_kind_is_made(seed: int) -> None:
     good = SupportMessage(message_id="m1", customer_id="c1", channel="chat", language="en",
