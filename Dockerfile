@@ -4,9 +4,9 @@
 #   docker build --target gpu -t shopstream:gpu .         # CUDA 12 + cuDNN 9 image: onnxruntime-gpu
 #   docker build --target tools -t shopstream-tools .     # CPU image + simulator and load generator
 #   docker run shopstream serve recommendation
-# The serving images hold what `shopstream serve` and `shopstream topics create` need: shared/,
-# services/, the CLI (tools/cli) and models/ -- no simulator, training code, benchmarks, load
-# generator, broker harness or tests. `tools` adds sim/ and tools/loadgen for `shopstream produce`.
+# The serving images hold what `shopstream serve`, `topics create` and `models` need: shared/,
+# services/, the CLI (tools/cli, tools/rollout) and models/ -- no simulator, training code,
+# benchmarks, load generator, broker harness or tests. `tools` adds sim/ and tools/loadgen for `shopstream produce`.
 # All run as uid 10001 with a read-only root file system; only /tmp is written.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -26,6 +26,7 @@ COPY shared/ shared/
 COPY services/ services/
 COPY tools/__init__.py tools/
 COPY tools/cli/ tools/cli/
+COPY tools/rollout/ tools/rollout/
 RUN mkdir /dist \
     && python deploy/image_requirements.py cpu > /dist/requirements-cpu.txt \
     && python deploy/image_requirements.py gpu > /dist/requirements-gpu.txt \

@@ -175,6 +175,9 @@ class ServiceSettings(BaseSettings):
     feedback_topic: str | None = None
     """Also publish each main output, wrapped as a ``prediction`` record, to this topic for the
     live-quality monitor (:mod:`shared.schemas.feedback`); ``None``: no copy."""
+    model_events_topic: str | None = "shopstream.model-events"
+    """Compacted topic of model decisions (``shopstream models promote`` / ``rollback``) that every
+    instance of a model-serving service follows; ``None``: decisions are not followed."""
     config_wait_s: float = Field(5.0, ge=0.0)
     """At start, wait this long for the config topic to be read to its end before scoring."""
     instance_id: str | None = None

@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from pydantic import BaseModel
@@ -16,6 +16,7 @@ from services.ad_ctr.features import BucketMemo, CandidateColumns, encode_column
 from services.ad_ctr.model_io import CTR_INPUTS, CTR_OUTPUTS, CtrModelMeta, load_text_encoder
 from services.ad_ctr.ranking import batch_expected_value_ranks
 from services.ad_ctr.settings import AdCtrSettings
+from shared.agreement import AgreementView
 from shared.errors import ScoringError
 from shared.models.manifest import ModelManifest
 from shared.models.repository import ModelRepository
@@ -40,6 +41,8 @@ class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
     def __init__(self, settings: AdCtrSettings) -> None:
         super().__init__(settings, settings.model_name)
         self.cache = EmbeddingCache(settings.embedding_cache_size)
+        self._caches: dict[str, EmbeddingCache] = {}
+        """CTR version → its text encoder's embeddings; two at most (the live one and a candidate's)."""
         self._text: dict[str, tuple[CtrModelMeta, OnnxModel, BucketMemo]] = {}
         """CTR version -> its manifest meta, pinned text encoder (loaded beside it) and hashed-id memo."""
         self._serving_version: str | None = None
@@ -80,11 +83,29 @@ class AdCtrScorer(ModelScorer[AdRequest, AdCtrSettings]):
         # this right after each successful one).
         observe_many(metrics.score.labels(service), self._last_pctr.tolist())
 
-    def score(self, batch: Sequence[Event[AdRequest]]) -> Sequence[ScoreResult]:
+    def _cache_for(self, version: str) -> EmbeddingCache:
+        if self._serving_version is None:
+            self._caches[version] = self.cache  # the first version takes the cache made at construction
+        cache = self._caches.pop(version, None) or EmbeddingCache(self.settings.embedding_cache_size)
+        self._caches[version] = cache
+        while len(self._caches) > 2:  # insertion order: the least recently served goes
+            del self._caches[next(iter(self._caches))]
+        return cache
+
+    def agreement_view(self, output: dict[str, Any]) -> AgreementView | None:
+        """Each ad's pCTR, the ad ranked first (the one the shop shows), and the ranking."""
+        ranked = sorted(output["candidates"], key=lambda c: c["rank"])
+        ids = [c["ad_id"] for c in ranked]
+        return AgreementView(scores={c["ad_id"]: c["pctr"] for c in ranked}, decision=ids[0] if ids else None,
+                             ranking=ids)
+
+    def predict(self, batch: Sequence[Event[AdRequest]]) -> Sequence[ScoreResult]:
         loaded = self.slot.current
         meta, encoder, memo = self._text[loaded.manifest.version]
         if loaded.manifest.version != self._serving_version:
-            self.cache.clear()  # embeddings of the previous text encoder do not fit the new graph
+            # embeddings of another version's text encoder do not fit this graph; a shadow or canary
+            # alternates two versions per batch, so each keeps its own cache rather than clearing one
+            self.cache = self._cache_for(loaded.manifest.version)
             self._serving_version = loaded.manifest.version
         self._last_pctr = _NO_SCORES
         if not batch:

@@ -19,6 +19,8 @@ class AdCtrSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_AD_CTR_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "ad_ctr"
+    config_topic: str | None = "ads.config"
+    """Compacted topic of operator settings: the ``rollout`` key runs a candidate model (docs/live-quality.md)."""
     input_topic: str = "ads.impressions"
     output_topic: str = "ads.ctr_scores"
     model_name: str = "ad_ctr"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -29,6 +29,7 @@ from services.fraud.model import INPUTS, OUTPUTS, check_feature_spec, probabilit
 from services.fraud.settings import FraudSettings
 from services.fraud.velocity import txn_crc
 from services.fraud.windows import Payments, rounds_of
+from shared.agreement import AgreementView
 from shared.errors import ScoringError
 from shared.models.manifest import ModelManifest
 from shared.models.slot import ModelSlot
@@ -75,7 +76,11 @@ class FraudScorer(ModelScorer[Transaction, FraudSettings]):
             metrics.decisions.labels(service, decision).inc(count)
         observe_many(metrics.score.labels(service), probability.tolist())
 
-    def score(self, batch: Sequence[Event[Transaction]]) -> Sequence[ScoreResult]:
+    def agreement_view(self, output: dict[str, Any]) -> AgreementView | None:
+        """The fraud probability and the decision (approve, review, decline)."""
+        return AgreementView(scores={"": output["probability"]}, decision=output["decision"])
+
+    def predict(self, batch: Sequence[Event[Transaction]]) -> Sequence[ScoreResult]:
         assert self._state is not None, "load() first"
         values = [e.value for e in batch]
         rows, amounts, rejected = self._valid(values)

@@ -38,6 +38,8 @@ class FraudSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_FRAUD_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "fraud"
+    config_topic: str | None = "fraud.config"
+    """Compacted topic of operator settings: the ``rollout`` key runs a candidate model (docs/live-quality.md)."""
     input_topic: str = "payments.transactions"
     output_topic: str = "fraud.scores"
     alerts_topic: str = "fraud.alerts"

@@ -21,7 +21,7 @@ import heapq
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -47,6 +47,7 @@ from shared.runtime.scorer import Event, LoadContext, ModelInfo, Output, Rejecte
 from shared.runtime.state import StateStore
 from shared.schemas.clickstream import RecoScores
 from shared.schemas.feedback import OUTCOME_MODELS, FeedbackRecord, JoinedOutcome
+from shared.schemas.rollout import QualitySnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class MonitorScorer(Scorer[FeedbackRecord]):
         self._tally = _Tally()
         self._metrics: LiveQualityMetrics | None = None
         self._refreshed_at = -math.inf
+        self._joined: Counter[tuple[str, str]] = Counter()
+        """Pairs joined per (service, version) since the start, for the published snapshots."""
+        self._snapshot_at = -math.inf
 
     def load(self, context: LoadContext) -> None:
         if context.state is not None:
@@ -93,6 +97,9 @@ class MonitorScorer(Scorer[FeedbackRecord]):
     @property
     def model_info(self) -> ModelInfo:
         return ModelInfo(name="monitor", version="1", sha256="0" * 64, provider="none")
+
+    def compacted_output_topics(self) -> Sequence[str]:
+        return (self.settings.quality_topic,) if self.settings.quality_topic else ()
 
     def on_assign(self, partitions: Sequence[int]) -> None:
         """Rebuild the expiry heaps of restored partitions from the held entries' event times."""
@@ -139,7 +146,33 @@ class MonitorScorer(Scorer[FeedbackRecord]):
                 self._state.delete(partition, key)
             else:
                 self._state.put(partition, key, state)
+        self._attach_snapshots(results)
         return results
+
+    def _attach_snapshots(self, results: list[ScoreResult]) -> None:
+        """Every ``snapshot_interval_s``, publish each version's measures with the batch's last output
+        (a retried batch publishes them again: the topic is compacted, the latest value wins)."""
+        topic = self.settings.quality_topic
+        if topic is None or time.monotonic() - self._snapshot_at < self.settings.snapshot_interval_s:
+            return
+        last = next((i for i in range(len(results) - 1, -1, -1) if isinstance(results[i], Scored)), None)
+        if last is None:
+            return
+        self._snapshot_at = time.monotonic()
+        snapshots = [Output(s, key=f"{s.service}/{s.model_version}", topic=topic) for s in self.snapshots()]
+        scored = results[last]
+        assert isinstance(scored, Scored)
+        results[last] = Scored([*scored.outputs, *snapshots])
+
+    def snapshots(self) -> list[QualitySnapshot]:
+        """The current measures of every (service, version) with joined outcomes."""
+        sizes, now_ms = self._windows.sizes(), int(time.time() * 1000)
+        return [
+            QualitySnapshot(service=name, model_version=version, outcomes=self._joined[(name, version)],
+                            window=sizes[(name, version)], measures=_finite(model), baseline=_finite(baseline),
+                            at_ms=now_ms)
+            for (name, version), (model, baseline) in self.measures().items()
+        ]
 
     def _apply(self, record: FeedbackRecord, state: KeyState, key: str) -> list[Output]:
         """One record into its key's state; the joined pairs it completes, as outputs."""
@@ -232,6 +265,7 @@ class MonitorScorer(Scorer[FeedbackRecord]):
         for name, version, samples in tally.samples:
             self._windows.add(name, version, samples)
             m.outcomes.labels(name, version).inc()
+            self._joined[(name, version)] += 1
         for name, seconds in tally.delays:
             m.join_delay.labels(name).observe(max(seconds, 0.0))
         for (name, reason), count in tally.unmatched.items():
@@ -268,6 +302,10 @@ class _Unexpected(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+def _finite(measures: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in measures.items() if math.isfinite(v)}
 
 
 def _first_error(record: FeedbackRecord, error: ValidationError) -> str:

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
+from shared.schemas.rollout import LIVE_QUALITY_TOPIC
 from shared.settings import ServiceSettings
 
 
@@ -37,3 +38,8 @@ class MonitorSettings(ServiceSettings):
     """Catalogue size, the denominator of coverage (the demo shop has 5,000 items)."""
     pending_per_key: int = Field(64, ge=1)
     """Predictions (and early outcomes) held per key; the oldest go first. Bounds one hot key's state."""
+    quality_topic: str | None = LIVE_QUALITY_TOPIC
+    """Compacted topic of each (service, version)'s current measures (key ``<service>/<version>``),
+    the evidence ``shopstream models promote`` judges on; ``None``: not published."""
+    snapshot_interval_s: float = Field(5.0, ge=0)
+    """Least wall time between two publications of the measures on ``quality_topic``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ from services.pricing.model import INPUTS, OUTPUTS, LoadedDemandModel, check_fea
 from services.pricing.optimizer import ChoiceColumns, ProblemColumns, optimise_columns
 from services.pricing.overrides import ControlColumns, control_columns
 from services.pricing.settings import PricingSettings
+from shared.agreement import AgreementView
 from shared.models.manifest import ModelManifest
 from shared.runtime.config import ConfigSource, StaticConfig
 from shared.runtime.metrics import BusinessMetrics, observe_many
@@ -36,6 +37,9 @@ from shared.runtime.state import StateStore
 from shared.schemas.pricing import PricingDecision, PricingRequest
 
 logger = logging.getLogger(__name__)
+
+PRICE_KEPT = 1e-6
+"""Relative change under which a recommended price keeps the current one (the monitor's tolerance)."""
 
 
 class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
@@ -75,7 +79,13 @@ class PricingScorer(ModelScorer[PricingRequest, PricingSettings]):
         changes come from the columns that call kept."""
         observe_many(metrics.price_change.labels(service), self._changes)
 
-    def score(self, batch: Sequence[Event[PricingRequest]]) -> Sequence[ScoreResult]:
+    def agreement_view(self, output: dict[str, Any]) -> AgreementView | None:
+        """The recommended price relative to the current one, and its direction (raise, lower, keep)."""
+        ratio = output["recommended_price"] / output["current_price"]
+        direction = "raise" if ratio > 1 + PRICE_KEPT else "lower" if ratio < 1 - PRICE_KEPT else "keep"
+        return AgreementView(scores={"": ratio}, decision=direction)
+
+    def predict(self, batch: Sequence[Event[PricingRequest]]) -> Sequence[ScoreResult]:
         loaded = self.slot.current  # one version for the whole batch, even across a swap
         req = RequestColumns.of(batch)
         controls = control_columns(req.sku, self._config, self.settings.guardrails)

@@ -35,6 +35,7 @@ from services.recommendation.head import INPUTS, OUTPUTS, append_top_k
 from services.recommendation.ranker import OnnxRanker
 from services.recommendation.ranker import check_manifest as check_preprocessing
 from services.recommendation.settings import RecommendationSettings
+from shared.agreement import AgreementView
 from shared.models.manifest import ModelManifest
 from shared.models.providers import CPU
 from shared.models.slot import GraphTransform, LoadedModel
@@ -125,7 +126,13 @@ class RecommendationScorer(ModelScorer[ClickEvent, RecommendationSettings]):
         if self._catalog is not None and len(self._coverage):
             metrics.coverage.labels(service).set(self._coverage.distinct / max(self._catalog[1].num_items, 1))
 
-    def score(self, batch: Sequence[Event[ClickEvent]]) -> Sequence[ScoreResult]:
+    def agreement_view(self, output: dict[str, Any]) -> AgreementView | None:
+        """Each listed item's score, the first item, and the list (top-K overlap)."""
+        items = [str(i["item_id"]) for i in output["items"]]
+        return AgreementView(scores={str(i["item_id"]): i["score"] for i in output["items"]},
+                             decision=items[0] if items else None, ranking=items)
+
+    def predict(self, batch: Sequence[Event[ClickEvent]]) -> Sequence[ScoreResult]:
         loaded = self.slot.current
         version = loaded.manifest.version
         catalog = self._catalog_of(loaded)

@@ -42,5 +42,6 @@ class RecommendationSettings(ServiceSettings):
     unknown_item: Literal["reject", "ignore"] = "reject"
     """An item id the model does not know: dead-letter the event (``reject``) or recommend
     from the known history without adding it (``ignore``)."""
-    config_topic: str | None = None
-    """Compacted topic with business filters under the key ``filters``, e.g. ``reco.config``."""
+    config_topic: str | None = "reco.config"
+    """Compacted topic of operator settings: business filters (key ``filters``) and the rollout of a
+    candidate model (key ``rollout``)."""

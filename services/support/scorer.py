@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -34,6 +34,7 @@ from services.support.repeats import Entry, RepeatRule, entries_of
 from services.support.settings import SupportSettings
 from services.support.text import TextPipeline, TextPipelines
 from services.support.tokens import CPU_COST, GPU_COST, Tokens, length_groups
+from shared.agreement import AgreementView
 from shared.errors import ScoringError
 from shared.models.manifest import ModelManifest
 from shared.models.providers import CPU
@@ -102,7 +103,11 @@ class SupportScorer(ModelScorer[SupportMessage, SupportSettings]):
         """The tokenizer and labels of the version ``manifest`` describes."""
         return self._text.for_manifest(self.slot.repository, manifest)
 
-    def score(self, batch: Sequence[Event[SupportMessage]]) -> Sequence[ScoreResult]:
+    def agreement_view(self, output: dict[str, Any]) -> AgreementView | None:
+        """The top intent's probability and the intent itself (what routes the message)."""
+        return AgreementView(scores={"": output["probability"]}, decision=output["intent"])
+
+    def predict(self, batch: Sequence[Event[SupportMessage]]) -> Sequence[ScoreResult]:
         self._last = None
         if not batch:
             return []

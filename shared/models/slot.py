@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -214,6 +214,33 @@ class ModelSlot:
         self.pinned_version = version if pin else self.pinned_version
         self._install(loaded)
         return loaded
+
+    def prepare(self, version: str) -> LoadedModel:
+        """Load, verify and warm up ``version`` without serving it (a candidate beside the live one).
+        Thread-safe; a refusal is logged, counted and raised."""
+        try:
+            return self._prepare(version)
+        except Exception as exc:
+            self._refuse(version, exc)
+            raise
+
+    def install(self, loaded: LoadedModel, *, pin: bool = True) -> None:
+        """Serve a version :meth:`prepare` made, between batches; ``pin`` stops following newer ones."""
+        if pin:
+            self.pinned_version = loaded.manifest.version
+        if self._current is not loaded:
+            self.refused.pop(loaded.manifest.version, None)
+            self._install(loaded)
+
+    @contextlib.contextmanager
+    def serving(self, loaded: LoadedModel) -> Iterator[LoadedModel]:
+        """Within the block, ``current`` is ``loaded``: a scorer that reads ``current`` once per batch
+        scores that batch with it. For a candidate's pass over a batch, in the scoring thread only."""
+        previous, self._current = self._current, loaded
+        try:
+            yield loaded
+        finally:
+            self._current = previous
 
     def unpin(self) -> None:
         self.pinned_version = None

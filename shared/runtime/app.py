@@ -94,7 +94,7 @@ class ServiceApp:
         self.loop: StreamLoop | None = None
         self._consumer: ConsumerLike | None = None
         self._delivery: Delivery | None = None
-        self._config: ConfigReader | None = None
+        self._readers: list[ConfigReader] = []
         self._stop = threading.Event()
         self._stop_requested_at: float | None = None
         self._watchdog_armed = False
@@ -170,7 +170,9 @@ class ServiceApp:
         if s.runtime.create_topics:
             partitions = self.clients.topic_partitions(s.input_topic) or s.runtime.default_partitions
             self.clients.ensure_topics(service_topics(s, self.scorer, partitions))
-        context = LoadContext(settings=s, state=self.state, config=self._follow_config(), model_metrics=self.metrics)
+        config, decisions = self._follow_topics()
+        context = LoadContext(settings=s, state=self.state, config=config, model_metrics=self.metrics,
+                              model_events=decisions)
         self.scorer.load(context)
         info = self.scorer.model_info
         self.metrics.model_info.labels(s.service_name, info.name, info.version, info.sha256[:12], info.provider).set(1)
@@ -179,16 +181,23 @@ class ServiceApp:
             "service=%s model=%s version=%s provider=%s", s.service_name, info.name, info.version, info.provider
         )
 
-    def _follow_config(self) -> ConfigSource:
-        """Start reading the config topic and wait (up to ``config_wait_s``) until it is read to its end."""
+    def _follow_topics(self) -> tuple[ConfigSource, ConfigSource]:
+        """Start reading the config topic and, for a scorer with rollouts, the model-events topic; wait
+        (up to ``config_wait_s``, for both together) until they are read to their ends."""
         s = self.settings
-        if not s.config_topic:
-            return StaticConfig()
-        self._config = self.clients.config_reader(s.config_topic, f"{s.service_name}-config")
-        self._config.start()
-        if not self._config.wait_caught_up(s.config_wait_s):
-            logger.warning("config topic %s not read to its end yet; serving anyway", s.config_topic)
-        return self._config
+        topics = {"config": s.config_topic,
+                  "model-events": s.model_events_topic if self.scorer.supports_rollout else None}
+        readers: dict[str, ConfigReader] = {}
+        for role, topic in topics.items():
+            if topic:
+                readers[role] = self.clients.config_reader(topic, f"{s.service_name}-{role}")
+                readers[role].start()
+        self._readers = list(readers.values())
+        deadline = time.monotonic() + s.config_wait_s
+        for role, reader in readers.items():
+            if not reader.wait_caught_up(max(deadline - time.monotonic(), 0.0)):
+                logger.warning("%s topic %s not read to its end yet; serving anyway", role, topics[role])
+        return readers.get("config", StaticConfig()), readers.get("model-events", StaticConfig())
 
     def _connect(self) -> StreamLoop:
         s, rt = self.settings, self.settings.runtime
@@ -264,9 +273,9 @@ class ServiceApp:
             self._consumer.close()
             self._consumer = None
         self.scorer.close()
-        if self._config is not None:
-            self._config.close()
-            self._config = None
+        for reader in self._readers:
+            reader.close()
+        self._readers = []
         if self._server is not None:
             self._server.stop()
             self._server = None

@@ -117,9 +117,41 @@ class RuntimeMetrics:
             registry=r,
         )
         self.business = BusinessMetrics(r)
+        self.rollout = RolloutMetrics(r)
         self.inflight = Gauge(
             "shopstream_inflight_messages", "Produced messages awaiting acknowledgement", ["service"], registry=r
         )
+
+
+class RolloutMetrics:
+    """A candidate version beside the live one, and the decisions each instance follows."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.share = Gauge(
+            "shopstream_rollout_share", "Share of events a candidate scores: 1 for a shadow, the key share for a "
+            "canary; no series while no candidate runs", ["service", "mode", "candidate"], registry=r)
+        self.events = Counter(
+            "shopstream_rollout_events", "Events scored by a candidate version (shadow or canary)",
+            ["service", "mode", "candidate"], registry=r)
+        self.failures = Counter(
+            "shopstream_rollout_failures", "Candidate passes that raised; the live version's results stood",
+            ["service", "mode", "candidate"], registry=r)
+        self.shadow_seconds = Histogram(
+            "shopstream_shadow_inference_seconds", "Time the shadow candidate's pass added to a micro-batch",
+            ["service", "candidate"], buckets=LATENCY_BUCKETS, registry=r)
+        self.agreement = Gauge(
+            "shopstream_shadow_agreement", "Shadow candidate against the live version over the last events: "
+            "score_correlation, decision_flip_rate, top_k_overlap", ["service", "candidate", "metric"], registry=r)
+        self.flips = Counter(
+            "shopstream_shadow_decision_flips", "Events whose decision the shadow candidate would have changed",
+            ["service", "candidate"], registry=r)
+        self.decisions = Counter(
+            "shopstream_model_decisions", "Model decisions this instance applied from the model-events topic",
+            ["service", "decision", "forced"], registry=r)
+        self.decision_sequence = Gauge(
+            "shopstream_model_decision_sequence", "Sequence number of the latest model decision applied; instances "
+            "that agree show the same", ["service"], registry=r)
 
 
 SCORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)

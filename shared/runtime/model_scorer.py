@@ -1,16 +1,22 @@
 """A scorer served by one hot-swappable model: the slot plumbing every shop scorer shares.
 
 A subclass names the graph it expects (``model_inputs``, ``model_outputs``) and implements
-``score(batch)``, reading ``self.slot.current`` once per batch so that graph and manifest stay
+``predict(batch)``, reading ``self.slot.current`` once per batch so that graph and manifest stay
 consistent even across a swap. This class builds the :class:`~shared.models.slot.ModelSlot` from
 the service settings at :meth:`load` (reporting to the runtime's metrics), loads the serving
 version, reports it as ``model_info``, installs a newer version between batches and stops the
 background loader on :meth:`close`.
+
+It also runs the service's rollout (:mod:`shared.runtime.rollout.controller`): ``score(batch)`` is
+``predict(batch)`` unless a candidate version runs in shadow or as a canary, when the candidate
+predicts the batch, or its share of the keys, inside the same ``slot.current`` contract; and the
+version a promotion or rollback decided on the model-events topic is the one served, from start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -19,7 +25,9 @@ from shared.errors import ModelError
 from shared.models.manifest import ModelManifest
 from shared.models.session import SpecLike
 from shared.models.slot import GraphTransform, ModelSlot
-from shared.runtime.scorer import LoadContext, ModelInfo, Scorer
+from shared.runtime.metrics import RuntimeMetrics
+from shared.runtime.rollout.controller import Rollout
+from shared.runtime.scorer import Event, LoadContext, ModelInfo, Scorer, ScoreResult
 from shared.settings import ServiceSettings
 
 EventT = TypeVar("EventT", bound=BaseModel)
@@ -33,6 +41,7 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
     """The graph inputs ``score`` feeds; a version with other inputs is refused (``spec``)."""
     model_outputs: ClassVar[SpecLike] = ()
     """The graph outputs ``score`` reads; a version lacking one is refused (``spec``)."""
+    supports_rollout: ClassVar[bool] = True
 
     def __init__(self, settings: SettingsT, model_name: str, slot: ModelSlot | None = None) -> None:
         """No I/O here. ``slot`` serves a slot built elsewhere (a test's stub) instead of one
@@ -40,6 +49,7 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
         self.settings = settings
         self.model_name = model_name
         self._slot = slot
+        self.rollout: Rollout | None = None
 
     @property
     def slot(self) -> ModelSlot:
@@ -49,14 +59,25 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
         return self._slot
 
     def load(self, context: LoadContext) -> None:
-        """Load the pinned or newest usable version (errors stop the process), then :meth:`on_load`."""
+        """Load the version the latest model decision made live, else the pinned or newest usable
+        one (errors stop the process); then :meth:`on_load`."""
         if self._slot is None:
             self._slot = ModelSlot.from_settings(
                 self.settings, self.model_name, expected_inputs=self.model_inputs,
                 expected_outputs=self.model_outputs, validate=self.check_manifest,
                 transform=self.graph_transform(), warm_up_dims=self.warm_up_dims(), metrics=context.model_metrics,
             )  # fmt: skip
+        metrics = context.model_metrics
+        self.rollout = Rollout(
+            self._slot, self.settings.service_name, self.settings.output_topic, config=context.config,
+            decisions=context.model_events, state=context.state, view=self.agreement_view,
+            metrics=metrics.rollout if isinstance(metrics, RuntimeMetrics) else None,
+        )
+        decided = self.rollout.live_version_decided()
+        if decided is not None:
+            self._slot.pinned_version = decided  # a promotion outranks the deployment's pin and newer files
         self._slot.load()
+        self.rollout.between_batches()
         self.on_load(context)
 
     def on_load(self, context: LoadContext) -> None:
@@ -76,6 +97,16 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
         """Hook: sizes for the graph's symbolic dims other than the batch, used to warm it up."""
         return {}
 
+    def score(self, batch: Sequence[Event[EventT]]) -> Sequence[ScoreResult]:
+        """:meth:`predict`, by the live version or, under a rollout, by the candidate as well."""
+        if self.rollout is None:
+            return self.predict(batch)
+        return self.rollout.score(batch, self.predict)
+
+    @abstractmethod
+    def predict(self, batch: Sequence[Event[EventT]]) -> Sequence[ScoreResult]:
+        """Score a micro-batch with ``self.slot.current`` (read once): one result per event, in order."""
+
     @property
     def model_info(self) -> ModelInfo:
         if self._slot is None or not self._slot.loaded:
@@ -86,8 +117,12 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
         """Install a newer model version if one is ready (cheap; the repository is polled rarely)."""
         if self._slot is not None:
             self._slot.maybe_swap()
+        if self.rollout is not None:
+            self.rollout.between_batches()
 
     def close(self) -> None:
         """Stop the slot's background loader (not called after a crash)."""
         if self._slot is not None:
             self._slot.close()
+        if self.rollout is not None:
+            self.rollout.close()

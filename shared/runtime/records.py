@@ -39,6 +39,16 @@ def model_headers(model: ModelInfo, schema_version: str, topic: str) -> Headers:
     ]
 
 
+MODEL_HEADERS = (h.MODEL_NAME, h.MODEL_VERSION, h.MODEL_SHA256)
+
+
+def relabel(headers: Headers, model: ModelInfo) -> Headers:
+    """``headers`` naming ``model`` instead: a candidate's output in a batch the live version scored."""
+    named = [(h.MODEL_NAME, model.name.encode()), (h.MODEL_VERSION, model.version.encode()),
+             (h.MODEL_SHA256, model.sha256.encode())]
+    return [*named, *(pair for pair in headers if pair[0] not in MODEL_HEADERS)]
+
+
 class FeedbackTap:
     """Copies each main-topic output to the feedback topic as a ``prediction`` record.
 
@@ -90,11 +100,12 @@ class RecordBuilder:
                 value = output.value
                 encoded = value if isinstance(value, bytes) else value.__pydantic_serializer__.to_json(value)
                 key = (output.key or event.key).encode()
+                lineage = headers if output.model is None else relabel(headers, output.model)
                 records.append(OutRecord(topic=output.topic or self._output_topic, key=key, value=encoded,
-                                         headers=headers))
+                                         headers=lineage))
                 if self._feedback is not None and output.topic is None:
                     copy = self._feedback.wrap(encoded, event.timestamp_ms)
-                    records.append(OutRecord(self._feedback.topic, key, copy, headers))
+                    records.append(OutRecord(self._feedback.topic, key, copy, lineage))
         return records, rejected
 
     def dead_letters(self, letters: Sequence[DeadLetterRecord]) -> list[OutRecord]:

@@ -18,10 +18,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
+from shared.agreement import AgreementView
 from shared.models.info import ModelInfo
 from shared.runtime.config import ConfigSource, StaticConfig
 
@@ -62,6 +63,9 @@ class Output:
     key: str | None = None
     """Defaults to the input event's key."""
     topic: str | None = None
+    model: ModelInfo | None = None
+    """The version that scored it, when not the one the scorer reports for the batch (a canary's
+    or a shadow's candidate); its lineage headers name it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,9 @@ class LoadContext:
     """The service's config topic (``settings.config_topic``), read and kept fresh by the runtime."""
     model_metrics: SlotMetrics | None = None
     """Where model slots report the serving version and refused versions."""
+    model_events: ConfigSource = field(default_factory=StaticConfig)
+    """The model-events topic (``settings.model_events_topic``): key = service, value = the latest
+    promotion or rollback (:class:`shared.schemas.rollout.ModelEvent`)."""
 
 
 class Scorer(ABC, Generic[EventT]):
@@ -113,6 +120,9 @@ class Scorer(ABC, Generic[EventT]):
     schema_version: ClassVar[str] = "1"
     stateful: ClassVar[bool] = False
     """``True`` makes the runtime provide a changelog-backed :class:`StateStore`."""
+    supports_rollout: ClassVar[bool] = False
+    """``True`` (every :class:`~shared.runtime.model_scorer.ModelScorer`): the scorer runs shadow and
+    canary candidates and follows model decisions, so the runtime creates and follows their topics."""
 
     @abstractmethod
     def load(self, context: LoadContext) -> None:
@@ -131,8 +141,19 @@ class Scorer(ABC, Generic[EventT]):
         """The model serving right now (read per batch for lineage)."""
         return ModelInfo(name=type(self).__name__, version="0", sha256="")
 
+    def agreement_view(self, output: dict[str, Any]) -> AgreementView | None:
+        """The parts of a main output (as its JSON) that two model versions are compared on: its
+        scores, the decision the shop acts on and its ranking (:mod:`shared.agreement`). Used by a
+        shadow rollout and ``shopstream replay --compare``; ``None``: this scorer's outputs are
+        not compared."""
+        return None
+
     def extra_output_topics(self) -> Sequence[str]:
         """Topics besides the main output this scorer writes (for topic creation and ACLs)."""
+        return ()
+
+    def compacted_output_topics(self) -> Sequence[str]:
+        """Compacted topics this scorer writes (latest value per key), created with compaction on."""
         return ()
 
     def on_assign(self, partitions: Sequence[int]) -> None:

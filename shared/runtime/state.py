@@ -88,6 +88,15 @@ class StateStore:
         """Forget the staged writes: the store is as it was at :meth:`begin`."""
         self._staged = None
 
+    def savepoint(self) -> dict[tuple[int, str], StateValue | None] | None:
+        """The open batch's writes so far, to :meth:`roll_back_to` after a pass whose writes must not
+        count (a shadow candidate scores the batch against the same state, then its writes go)."""
+        return None if self._staged is None else dict(self._staged)
+
+    def roll_back_to(self, savepoint: dict[tuple[int, str], StateValue | None] | None) -> None:
+        if self._staged is not None:
+            self._staged = {} if savepoint is None else dict(savepoint)
+
     @property
     def staging(self) -> bool:
         return self._staged is not None

@@ -26,7 +26,8 @@ CONFIG_TOPIC_PARTITIONS = 1
 
 
 def service_topics(settings: ServiceSettings, scorer: Scorer[Any], partitions: int) -> TopicSpecs:
-    """Inputs, outputs, DLQ, the changelog of a stateful scorer, and the config topic if one is set."""
+    """Inputs, outputs, DLQ, the changelog of a stateful scorer, the config topic if one is set, and
+    for a scorer with rollouts its shadow output and the model-events topic."""
     specs: TopicSpecs = {
         topic: (partitions, {})
         for topic in (settings.input_topic, settings.output_topic, settings.resolved_dlq_topic,
@@ -36,4 +37,10 @@ def service_topics(settings: ServiceSettings, scorer: Scorer[Any], partitions: i
         specs[settings.resolved_changelog_topic] = (partitions, dict(CHANGELOG))
     if settings.config_topic:
         specs[settings.config_topic] = (CONFIG_TOPIC_PARTITIONS, dict(COMPACT))
+    if scorer.supports_rollout:
+        specs[f"{settings.output_topic}.shadow"] = (partitions, {})
+        if settings.model_events_topic:
+            specs[settings.model_events_topic] = (CONFIG_TOPIC_PARTITIONS, dict(COMPACT))
+    for topic in scorer.compacted_output_topics():
+        specs[topic] = (CONFIG_TOPIC_PARTITIONS, dict(COMPACT))
     return specs
