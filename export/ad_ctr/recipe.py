@@ -5,12 +5,16 @@ Publishes two versions: the text encoder (``ad_ctr_text``) first, then the CTR g
 
 Options (``--set key=value``): ``text=hash`` (default: hashed-token tower trained jointly)
 or ``text=distil`` (MiniLM with its top layer fine-tuned, distilled into the hashed-token
-tower; slow on CPU); ``requests`` in the train slice (20000). ``--from vNNNN`` fine-tunes
-both graphs of that version on the next slice of the stream ("a new day").
+tower; slow on CPU); ``requests`` in the train slice (20000); ``labels=shuffled`` trains on the
+clicks permuted across the training (and validation) rows, a deliberately worthless model with the
+real interface: the negative control a promotion gate must refuse (its test split keeps the true
+clicks, so the manifest shows its AUC near 0.5). ``--from vNNNN`` fine-tunes both graphs of that
+version on the next slice of the stream ("a new day").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -106,10 +110,21 @@ def _distil_from_minilm(tr: SimSplit, va: SimSplit, titles: list[str], tower: Ha
     return stage_b.model
 
 
+def shuffled_labels(split: SimSplit, seed: int) -> SimSplit:
+    """``split`` with its click labels permuted across rows: features and labels no longer belong together."""
+    labels = np.random.default_rng(seed).permutation(split.data.label)
+    return dataclasses.replace(split, data=dataclasses.replace(split.data, label=labels))
+
+
 def train(args: RecipeArgs) -> TrainedModel:
     mode = args.options.get("text", "hash")
     splits, catalogue = sim_splits(_slices(args), seed=7)
     tr, va, te = splits[-3:]
+    labels = args.options.get("labels", "true")
+    if labels not in ("true", "shuffled"):
+        raise ValueError(f"labels={labels!r}: choose true or shuffled")
+    if labels == "shuffled":
+        tr, va = shuffled_labels(tr, args.seed), shuffled_labels(va, args.seed + 1)
     start = time.perf_counter()
     tower = HashTower(catalogue.titles, TEXT, TEXT_DIM)
     model = new_model(REQUEST_SPEC, TEXT_DIM, seed=args.seed, base_rate=float(tr.data.label.mean()))
@@ -126,7 +141,8 @@ def train(args: RecipeArgs) -> TrainedModel:
     test_scores = scores(te.data.label, calibrated(model, te.data, tower))
     metrics = {f"sim_{k}": v for k, v in test_scores.items()} | {
         "sim_truth_auc": float(scores(te.data.label, te.true_ctr)["auc"])}
-    info = TrainingInfo(data=f"sim:ads:seed=7:requests={_slices(args)}", rows=len(tr.data), epochs=cfg.epochs,
+    shuffled = ":labels=shuffled" if labels == "shuffled" else ""
+    info = TrainingInfo(data=f"sim:ads:seed=7:requests={_slices(args)}{shuffled}", rows=len(tr.data), epochs=cfg.epochs,
                         seconds=round(seconds, 2), from_version=args.from_version,
                         extra={"text_tower": mode, "creatives": len(catalogue.titles)})
     text_manifest = export_and_publish(

@@ -165,13 +165,19 @@ class MonitorScorer(Scorer[FeedbackRecord]):
         results[last] = Scored([*scored.outputs, *snapshots])
 
     def snapshots(self) -> list[QualitySnapshot]:
-        """The current measures of every (service, version) with joined outcomes."""
-        sizes, now_ms = self._windows.sizes(), int(time.time() * 1000)
+        """The measures of every (service, version) with joined outcomes, this batch's included (its
+        tally is folded into the windows only once it succeeds, and a snapshot that left it out
+        would lag until the next batch, which on a quiet stream may never come)."""
+        pending: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
+        for name, version, samples in self._tally.samples:
+            pending[(name, version)].extend(samples)
+        joined = self._joined + Counter((name, version) for name, version, _ in self._tally.samples)
+        sizes, now_ms = self._windows.sizes(pending), int(time.time() * 1000)
         return [
-            QualitySnapshot(service=name, model_version=version, outcomes=self._joined[(name, version)],
+            QualitySnapshot(service=name, model_version=version, outcomes=joined[(name, version)],
                             window=sizes[(name, version)], measures=_finite(model), baseline=_finite(baseline),
                             at_ms=now_ms)
-            for (name, version), (model, baseline) in self.measures().items()
+            for (name, version), (model, baseline) in self.measures(pending).items()
         ]
 
     def _apply(self, record: FeedbackRecord, state: KeyState, key: str) -> list[Output]:
@@ -287,9 +293,11 @@ class MonitorScorer(Scorer[FeedbackRecord]):
         for (name, version), (model, baseline) in self.measures().items():
             self._metrics.publish(name, version, model, baseline, sizes[(name, version)])
 
-    def measures(self) -> dict[tuple[str, str], tuple[dict[str, float], dict[str, float]]]:
-        """The current (model, baseline) measures per (service, version), as the gauges show them."""
-        out = self._windows.measures()
+    def measures(self, pending: dict[tuple[str, str], list[tuple[float, ...]]] | None = None,
+                 ) -> dict[tuple[str, str], tuple[dict[str, float], dict[str, float]]]:
+        """The current (model, baseline) measures per (service, version), as the gauges show them
+        (with ``pending``: as they will be once those samples are in the windows)."""
+        out = self._windows.measures(pending)
         distinct, catalogue = self._coverage.distinct(), self.settings.catalogue_items
         for (name, version), (model, baseline) in out.items():
             if name == RECOMMENDATION:

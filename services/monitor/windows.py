@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +22,8 @@ from services.monitor import quality as q
 from services.monitor.joins import Sample
 
 Measures = dict[str, float]
+PendingSamples = Mapping[tuple[str, str], list[Sample]]
+"""Samples of a batch not yet in the windows, per (service, version)."""
 
 
 def ad_measures(rows: np.ndarray) -> tuple[Measures, Measures]:
@@ -82,16 +84,20 @@ class QualityWindows:
             window = self._samples[(service, version)] = deque(maxlen=self._size)
         window.extend(samples)
 
-    def sizes(self) -> dict[tuple[str, str], int]:
-        return {k: len(v) for k, v in self._samples.items()}
+    def sizes(self, pending: PendingSamples | None = None) -> dict[tuple[str, str], int]:
+        return {k: len(w) for k, w in self._windows(pending).items()}
 
-    def measures(self) -> dict[tuple[str, str], tuple[Measures, Measures]]:
-        """(model, baseline) measures of every window that holds samples."""
-        out = {}
-        for (service, version), window in self._samples.items():
-            if window:
-                out[(service, version)] = MEASURES[service](np.array(window, dtype=np.float64))
-        return out
+    def measures(self, pending: PendingSamples | None = None) -> dict[tuple[str, str], tuple[Measures, Measures]]:
+        """(model, baseline) measures of every window that holds samples; with ``pending``, as the
+        windows will be once those samples are added (nothing is added)."""
+        return {(service, version): MEASURES[service](np.array(window, dtype=np.float64))
+                for (service, version), window in self._windows(pending).items() if window}
+
+    def _windows(self, pending: PendingSamples | None) -> dict[tuple[str, str], Sequence[Sample]]:
+        windows: dict[tuple[str, str], Sequence[Sample]] = dict(self._samples)
+        for key, samples in (pending or {}).items():
+            windows[key] = [*windows.get(key, ()), *samples][-self._size:]
+        return windows
 
 
 class RunningRate:

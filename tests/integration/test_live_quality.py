@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,8 @@ from shared.models.manifest import ModelManifest, file_ref
 from shared.models.repository import ModelRepository
 from shared.settings import KafkaSettings, MetricsSettings, RuntimeSettings
 from sim.clickstream import ClickstreamSim
-from sim.registry import make_stream, world_for
+from sim.registry import world_for
+from tests.support.ad_traffic import requests_and_clicks
 from tests.support.factories import GroupIdFactory, TopicFactory
 from tools.supervisor import produce, service_in_thread, wait_until
 
@@ -67,22 +67,6 @@ def publish_bad_version(models: Path, tmp: Path) -> str:
         "variants": {}, "checkpoint": None, "parity": None, "metrics": {}, "file": "model.onnx",
     })
     return repository.write_version(bad, {"model.onnx": path}).version
-
-
-def requests_and_clicks(start: int, count: int) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
-    """Ad requests and, for each, the feedback outcome of every candidate shown (the sim's sampled click)."""
-    rows = list(make_stream("ads", max_candidates=40).iter_dicts(start + count))[start:]
-    now = int(time.time() * 1000)
-    events, outcomes = [], []
-    for event, truth in rows:
-        key = str(event["request_id"]).encode()
-        events.append((key, json.dumps(event).encode()))
-        shown = [{"ad_id": c["ad_id"], "clicked": bool(clicked)}
-                 for c, clicked in zip(event["candidates"], truth["click"], strict=True)]
-        outcome = {"kind": "outcome", "service": "ad_ctr", "ts_ms": now,
-                   "record": {"request_id": event["request_id"], "shown": shown}}
-        outcomes.append((key, json.dumps(outcome).encode()))
-    return events, outcomes
 
 
 def test_a_bad_version_shows_lower_live_quality_within_300_requests(

@@ -44,7 +44,7 @@ import image_requirements  # noqa: E402
 COMPILERS = re.compile(r"\b(gcc|g\+\+|clang|build-essential|make|cmake|python3[.\d]*-dev)\b")
 SERVICES = SHOP_SERVICES
 SERVING_PACKAGES = {"shared", "services", "tools", "tools.cli", "tools.rollout"}
-"""Top-level packages, and the subpackages of tools (the CLI and `shopstream models`), that the serving wheel may hold."""
+"""Top-level packages, and the subpackages of tools (the CLI, `shopstream models`), the serving wheel may hold."""
 TOOL_ROOMS = ("sim", "export", "tools.bench", "tools.loadgen", "tools.broker", "tests")
 FINAL = {"cpu": "builder", "gpu": "gpu-builder", "tools": "tools-builder"}
 """Final target → the stage whose /opt/venv it copies."""

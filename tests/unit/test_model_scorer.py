@@ -6,7 +6,6 @@ stays true.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,22 +18,8 @@ from shared.models import ModelManifest, ModelRepository
 from shared.runtime.metrics import RuntimeMetrics
 from shared.runtime.model_scorer import ModelScorer
 from shared.runtime.scorer import Event, LoadContext, Scored
+from tests.support.doc_scorer import EXAMPLE
 from tests.support.models import publish_linear
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "models.md"
-
-
-def documented_scorer() -> dict[str, Any]:
-    """The names the doc's example defines (``LinearScorer``, ``LinearSettings``, ``Features``)."""
-    section = DOC.read_text().split("## Scorers on a model", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None, "docs/models.md lost its scorer example"
-    namespace: dict[str, Any] = {"__name__": "models_doc_example"}
-    exec(compile(match.group(1), str(DOC), "exec"), namespace)
-    return namespace
-
-
-EXAMPLE = documented_scorer()
 
 
 def make(tmp_path: Path) -> ModelScorer[Any, Any]:

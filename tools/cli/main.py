@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-OPTIONAL_COMMANDS = ("demo", "produce", "tail", "dlq", "broker", "export_cmd", "bench", "models")
-TOOL_ROOMS = ("sim", "export", "tools.bench", "tools.loadgen", "tools.broker", "torch", "matplotlib")
+OPTIONAL_COMMANDS = ("demo", "produce", "tail", "dlq", "broker", "export_cmd", "bench", "models", "replay")
+TOOL_ROOMS = ("sim", "export", "tools.bench", "tools.loadgen", "tools.broker", "tools.replay", "torch",
+              "matplotlib")
 """What the serving image leaves out: a command that needs one of them is not offered there."""
 
 

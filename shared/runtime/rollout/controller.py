@@ -231,6 +231,7 @@ class Rollout:
         if self._metrics is not None and candidate is not None:
             share = 1.0 if plan.mode == "shadow" else plan.share
             self._metrics.share.labels(self.service, plan.mode, new_version).set(share)
+            self._metrics.flips.labels(self.service, new_version)  # the series exists from 0: rate() sees a first flip
         logger.info("%s: rollout now %s (candidate %s, share %.3f) beside %s", self.service, plan.mode,
                     new_version, plan.share, self.slot.current.manifest.version)
 
