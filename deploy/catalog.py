@@ -55,7 +55,9 @@ class Family:
 
 def declared_families() -> dict[str, Family]:
     """The runtime's and the monitor's families (from throwaway instances) plus the business ones."""
-    declared = [*vars(RuntimeMetrics("catalog")).values(), *vars(LiveQualityMetrics(CollectorRegistry())).values()]
+    runtime = RuntimeMetrics("catalog")
+    declared = [*vars(runtime).values(), *vars(runtime.rollout).values(),
+                *vars(LiveQualityMetrics(CollectorRegistry())).values()]
     families = {
         m._name: Family(m._name, str(m._type), frozenset(m._labelnames))
         for m in declared if isinstance(m, MetricWrapperBase)

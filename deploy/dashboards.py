@@ -257,6 +257,41 @@ def live_panels() -> list[Panel]:
     ]
 
 
+def rollout_panels() -> list[Panel]:
+    """A candidate version beside the live one (shadow or canary), and the decisions each replica applied."""
+    by = "service, mode, candidate"
+    return [
+        Panel("Candidate and its share", (
+            (zero_fill(f"max by ({by}) (shopstream_rollout_share{{{SEL}}})"), "{{service}} {{mode}} {{candidate}}"),
+        ), "percentunit", width=6, description="1 for a shadow (every event scored twice), the key share for a "
+                                               "canary; 0 while no candidate runs (shopstream models rollout)."),
+        Panel("Candidate events and failures per second", (
+            (f"sum by ({by}) (rate(shopstream_rollout_events_total{{{SEL}}}[{RATE}]))", "{{candidate}} {{mode}}"),
+            (zero_fill(f"sum by (service) (rate(shopstream_rollout_failures_total{{{SEL}}}[{RATE}]))"),
+             "{{service}} candidate failures"),
+        ), "ops", width=6, description="Events the candidate scored, and its passes that raised (the live "
+                                       "version's results stood)."),
+        Panel("Shadow agreement with the live version", (
+            (f"avg by (service, candidate, metric) (shopstream_shadow_agreement{{{SEL}}})",
+             "{{candidate}} {{metric}}"),
+        ), "short", description="Over the last 5,000 events: score correlation, share of decisions the candidate "
+                                "would flip, overlap of the top-K lists."),
+        quantiles("shopstream_shadow_inference_seconds", "service", "s", "Time a shadow adds to a batch",
+                  "The candidate's pass over each micro-batch, before the live version scores it."),
+        Panel("Model decisions (last hour)", (
+            (zero_fill(f"sum by (service, decision, forced) "
+                       f"(increase(shopstream_model_decisions_total{{{SEL}}}[1h]))"),
+             "{{service}} {{decision}} forced={{forced}}"),
+        ), kind="stat", width=6, description="Promotions, refusals and rollbacks the replicas applied from the "
+                                             "shopstream.model-events topic (one per replica per decision)."),
+        Panel("Replicas on the latest decision", (
+            (f"min by (service) (shopstream_model_decision_sequence{{{SEL}}})", "{{service}} oldest"),
+            (f"max by (service) (shopstream_model_decision_sequence{{{SEL}}})", "{{service}} newest"),
+        ), kind="stat", width=6, description="The decision sequence the replicas applied: oldest = newest when "
+                                             "every replica follows the same decision."),
+    ]
+
+
 def sections(service: str | None) -> list[tuple[str, list[Panel]]]:
     """Rows of panels; ``None`` is the overview (all services, no business row)."""
     rows = [
@@ -269,4 +304,5 @@ def sections(service: str | None) -> list[tuple[str, list[Panel]]]:
         rows.append(("Business", business_panels(service)))
     if service is None or service in MONITORED:
         rows.append(("Live quality", live_panels()))
+    rows.append(("Rollout", rollout_panels()))
     return rows

@@ -35,6 +35,7 @@ import yaml
 from shared.models.repository import ModelRepository
 from shared.runtime.restore import ensure_topics
 from shared.schemas.feedback import DEFAULT_FEEDBACK_TOPIC
+from shared.schemas.rollout import MODEL_EVENTS_TOPIC
 from shared.settings import KafkaSettings
 from tools.loadgen.feedback import DEFAULT_DECISIONS_TOPIC, FeedbackPublisher, shop_publisher, with_outcomes
 from tools.loadgen.generator import LoadGenerator, Record, sim_rows
@@ -81,8 +82,7 @@ def service_env(name: str, bootstrap: str, prefix: str, models: Path) -> dict[st
             env[field_name.upper()] = f"{prefix}.{info.default}"
     if name in WITH_OUTCOMES:  # the monitor's input is the feedback topic itself
         env["FEEDBACK_TOPIC"] = f"{prefix}.{DEFAULT_FEEDBACK_TOPIC}"
-    if name == "support":
-        env["MODELS_DIR"] = str(models)
+    env["MODELS_DIR"] = str(models)
     return env
 
 
@@ -158,14 +158,48 @@ def shop(kafka: KafkaSettings, prefix: str, seed: int) -> tuple[Iterator[tuple[s
     return ((f"{prefix}.{topic}", record) for topic, record in events), feedback
 
 
-def tiny_support_models(run_dir: Path) -> Path:
-    """A model repository with a tiny random support model: sure enough that some messages are
-    routed without a person, unsure enough that others escalate."""
+MODEL_DIRS = ("recommendation", "ad_ctr", "ad_ctr_text", "pricing", "fraud")
+"""The committed models the stack serves (support's is a tiny one, made here)."""
+
+
+def stack_models(run_dir: Path) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """A model repository with each service's committed model and a candidate beside it (the Rollout
+    row needs one running in shadow), and a tiny random support model: sure enough that some
+    messages are routed without a person, unsure enough that others escalate. Returns it and each
+    service's (live, candidate) versions."""
+    from tests.support.models import publish_copy
     from tests.support.tiny_support_model import publish_tiny_support
 
     models = run_dir / "models"
-    publish_tiny_support(ModelRepository(models), seed=3, temperature=0.5, threshold=0.2)
-    return models
+    committed, repository = ModelRepository(ROOT / "models"), ModelRepository(models)
+    for name in MODEL_DIRS:
+        for version in committed.versions(name):
+            shutil.copytree(committed.path(name, version), repository.path(name, version))
+    versions = {}
+    for name in SERVICES:
+        if name == "support":
+            live = publish_tiny_support(repository, seed=3, temperature=0.5, threshold=0.2).version
+            candidate = publish_tiny_support(repository, seed=4, temperature=0.5, threshold=0.2).version
+        else:
+            live = committed.resolve(name)
+            candidate = publish_copy(repository, committed, name, live).version
+        versions[name] = (live, candidate)
+    return models, versions
+
+
+def roll_out(kafka: KafkaSettings, prefix: str, versions: dict[str, tuple[str, str]]) -> None:
+    """Before the services start: each one's live version decided on the model-events topic and its
+    candidate in shadow on its config topic, as ``shopstream models promote --force`` and
+    ``shopstream models rollout --shadow`` would write them."""
+    from shared.schemas.rollout import RolloutPlan
+    from tools.rollout.decisions import next_event, publish_event, publish_plan
+
+    for name, (live, candidate) in versions.items():
+        decided = next_event(None, name, "promoted", live, live, replaced=(), forced=True, evidence=None,
+                             who="observability-test")
+        publish_event(kafka, f"{prefix}.{MODEL_EVENTS_TOPIC}", decided)
+        publish_plan(kafka, f"{prefix}.{catalog.settings_class(name)().config_topic}",
+                     RolloutPlan(mode="shadow", candidate=candidate))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +208,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     prefix = f"obs{uuid.uuid4().hex[:8]}"
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     ensure_topics(kafka, {input_topic(name, prefix): (PARTITIONS, {}) for name in (*SERVICES, MONITOR)})
-    models = tiny_support_models(run_dir)
+    models, versions = stack_models(run_dir)
+    roll_out(kafka, prefix, versions)
     with ExitStack() as exits:
         services = {}
         for name in (*SERVICES, MONITOR):

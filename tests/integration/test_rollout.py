@@ -140,6 +140,7 @@ def test_a_canary_is_promoted_on_evidence_a_worse_one_refused_and_a_rollback_res
         assert promoted.evidence is not None and promoted.evidence.metric == "auc"
         assert promoted.evidence.candidate and promoted.evidence.live
         good, bad = promoted.evidence.candidate.measures["auc"], promoted.evidence.live.measures["auc"]
+        print(f"promoted: {promoted.evidence.reason}")
         assert good > 0.6 and bad < 0.55, (good, bad)
         assert wait_until(lambda: all(s.model_info.version == "v0001" for s in instances), 30), \
             "every instance follows the promotion"
@@ -155,6 +156,7 @@ def test_a_canary_is_promoted_on_evidence_a_worse_one_refused_and_a_rollback_res
         assert (refused.decision, refused.version, refused.live_version, refused.sequence) == \
             ("refused", "v0002", "v0001", 2)
         assert refused.evidence and "worse than live" in refused.evidence.reason
+        print(f"refused: {refused.evidence.reason}")
 
         # 3. a rollback restores the version the promotion replaced, on every instance
         assert deploy.models_cli("rollback", "ad_ctr") == 0

@@ -74,3 +74,11 @@ def publish_linear(
             opset=17,
         )
         return repository.write_version(manifest, {"model.onnx": path}, version=version)
+
+
+def publish_copy(repository: ModelRepository, source: ModelRepository, name: str, version: str) -> ModelManifest:
+    """``source``'s ``name`` ``version``, published in ``repository`` under its next version: the same
+    files and checksums, a new version name (a candidate that costs exactly what the live one does)."""
+    folder = source.path(name, version)
+    files = {p.name: p for p in folder.iterdir() if p.is_file() and p.name != "manifest.json"}
+    return repository.write_version(source.get(name, version), files)

@@ -28,6 +28,10 @@ LIVE_PANELS = {
     "Live quality vs baseline", "Live quality now", "Outcomes joined per second", "Unmatched per second by reason",
     "Join delay p95", "Window size",
 }
+ROLLOUT_PANELS = {
+    "Candidate and its share", "Shadow agreement with the live version", "Time a shadow adds to a batch",
+    "Model decisions (last hour)", "Replicas on the latest decision",
+}
 
 
 def boards() -> dict[str, dict[str, Any]]:
@@ -55,8 +59,9 @@ def test_dashboard_has_the_operator_panels(name: str) -> None:
         assert "State store size" in titles
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
     assert ("Business" in rows) == (service != "overview")
+    assert rows[-1] == "Rollout" and titles >= ROLLOUT_PANELS  # every model can be rolled out
     if service == "overview" or service in dashboards.MONITORED:
-        assert rows[-1] == "Live quality" and titles >= LIVE_PANELS
+        assert rows[-2] == "Live quality" and titles >= LIVE_PANELS
     else:  # no outcomes, so no live quality to show (support's messages)
         assert "Live quality" not in rows
 

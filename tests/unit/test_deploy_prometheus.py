@@ -25,6 +25,7 @@ REQUIRED_ALERTS = {
     "ShopstreamNoThroughput",
     "ShopstreamNotReady",
     "ShopstreamModelLoadFailures",
+    "ShopstreamReplicasDisagreeOnModel",
     "ShopstreamLiveQualityBelowBaseline",
     "ShopstreamLiveQualityDrop",
     "ShopstreamNoOutcomes",

@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         if not wait_until(lambda: all(p.ready() or not p.alive() for p in processes.values()), 180, 0.5):
             print("some services did not become ready within 180 s; see their logs")
         _report_dead(processes, run_dir)
+        print(f"Kafka at {bootstrap} (other commands: -b {bootstrap}); metrics: "
+              + ", ".join(f"{name} :{p.metrics_port}" for name, p in processes.items()), flush=True)
         generator = shop(kafka, args.rate, args.bad_fraction, support="support" in names)
         producer = threading.Thread(target=generator.run, name="demo-producer", daemon=True)
         producer.start()

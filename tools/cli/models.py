@@ -76,6 +76,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-events-topic", help="default: the service's setting (shopstream.model-events)")
     parser.add_argument("--quality-topic", default=LIVE_QUALITY_TOPIC, help="the monitor's live-quality topic")
     parser.add_argument("--who", default=None, help="who asks, for the record (default: user@host)")
+    parser.add_argument("--live", metavar="VERSION", help="the version serving now, before any decision "
+                        "(default: read from the lineage headers of the service's latest outputs)")
 
 
 class _Target:
@@ -97,21 +99,35 @@ class _Target:
             raise ConfigError(f"{self.service} has no model-events topic set; decisions need one")
         self.events_topic: str = self.settings.model_events_topic
         self.model_name: str = getattr(self.settings, "model_name", self.service)
+        self.live_override: str | None = args.live
         require_reachable(self.kafka)
 
     def latest(self) -> ModelEvent | None:
         return d.latest_decision(self.kafka, self.events_topic, self.service)
 
     def live_version(self, latest: ModelEvent | None) -> str:
-        """The decided version, else what an instance without a decision serves (pin, or the newest)."""
+        """The decided version; before any decision, the one the instances' latest outputs name
+        (their settings may pin any version), less a running candidate's."""
         if latest is not None:
             return latest.live_version
-        if self.settings.model_version:
-            return self.settings.model_version
-        newest = ModelRepository(self.settings.models_dir).latest(self.model_name)
-        if newest is None:
-            raise ConfigError(f"no version of {self.model_name} in {self.settings.models_dir}")
-        return newest
+        if self.live_override:
+            return self.live_override
+        plan = self.plan()
+        served = d.served_versions(self.kafka, self.settings.output_topic)
+        live = sorted(v for v in served if plan is None or v != plan.candidate)
+        if len(live) == 1:
+            return live[0]
+        if not live:
+            raise ConfigError(f"no decision for {self.service} yet and no outputs on {self.settings.output_topic} "
+                              "name the version serving; say which with --live")
+        raise ConfigError(f"{self.service}'s latest outputs come from several versions ({', '.join(live)}); "
+                          "say which one is live with --live")
+
+    def plan(self) -> RolloutPlan | None:
+        if not self.settings.config_topic:
+            return None
+        raw = d.read_topic(self.kafka, self.settings.config_topic).get("rollout")
+        return None if raw is None else RolloutPlan.model_validate(raw)
 
     def verify(self, version: str) -> None:
         """The version exists and its files match their checksums: instances could load it."""
@@ -199,12 +215,17 @@ def run_rollback(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     target = _Target(args)
     latest = target.latest()
-    plan = d.read_topic(target.kafka, target.settings.config_topic).get("rollout") if target.settings.config_topic \
-        else None
+    plan = target.plan()
     measured = d.snapshots(target.kafka, target.quality_topic, target.service)
+    try:
+        live: str | None = target.live_version(latest)
+    except ConfigError as unknown:
+        live = None
+        print(f"{target.service}: live version unknown: {unknown}", file=sys.stderr)
     print(json.dumps({
-        "service": target.service, "live_version": target.live_version(latest),
-        "latest_decision": latest.model_dump(mode="json") if latest else None, "rollout": plan,
+        "service": target.service, "live_version": live,
+        "latest_decision": latest.model_dump(mode="json") if latest else None,
+        "rollout": plan.model_dump(mode="json") if plan else None,
         "live_quality": {v: s.model_dump(mode="json") for v, s in sorted(measured.items())},
     }, indent=2))
     return 0

@@ -12,16 +12,23 @@ import getpass
 import json
 import socket
 import time
+import uuid
+from collections import Counter
+
+from confluent_kafka import TopicPartition
 
 from shared.errors import BrokerUnavailable
-from shared.kafka.clients import make_producer
+from shared.kafka.clients import make_consumer, make_producer
 from shared.kafka.config_topic import CompactedTopicReader
 from shared.runtime.restore import ensure_topics
 from shared.runtime.topics import COMPACT, CONFIG_TOPIC_PARTITIONS
+from shared.schemas import headers as h
 from shared.schemas.rollout import Decision, Evidence, ModelEvent, QualitySnapshot, RolloutPlan
 from shared.settings import KafkaSettings
 
 READ_TIMEOUT_S = 15.0
+RECENT_PER_PARTITION = 50
+"""Records read from the end of each partition of a service's output to see which version serves."""
 MAX_REPLACED = 64
 
 
@@ -40,6 +47,40 @@ def read_topic(kafka: KafkaSettings, topic: str) -> dict[str, dict[str, object]]
         return reader.snapshot()
     finally:
         reader.close()
+
+
+def served_versions(kafka: KafkaSettings, topic: str, per_partition: int = RECENT_PER_PARTITION) -> Counter[str]:
+    """Model versions named by the lineage headers of the last records of each partition of ``topic``:
+    what the instances serve now, whatever their settings say."""
+    consumer = make_consumer(kafka, "shopstream-models", f"shopstream-models.{uuid.uuid4().hex[:12]}")
+    seen: Counter[str] = Counter()
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return seen
+        ends: dict[int, int] = {}
+        starts = []
+        for partition in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, max(low, high - per_partition)))
+        consumer.assign(starts)
+        deadline, quiet = time.monotonic() + READ_TIMEOUT_S, 0
+        # The records are on the brokers already: once something was read, two empty polls in a row
+        # mean the end (an exactly-once topic's last offset is a transaction marker, never delivered).
+        while ends and time.monotonic() < deadline and quiet < 2:
+            messages = consumer.consume(500, timeout=0.5)
+            quiet = quiet + 1 if not messages and seen else 0
+            for msg in messages:
+                version = dict(msg.headers() or []).get(h.MODEL_VERSION) if msg.error() is None else None
+                if version:
+                    seen[version.decode() if isinstance(version, bytes) else str(version)] += 1
+                if (msg.offset() or 0) + 1 >= ends.get(msg.partition() or 0, 0):
+                    ends.pop(msg.partition() or 0, None)
+        return seen
+    finally:
+        consumer.close()
 
 
 def latest_decision(kafka: KafkaSettings, topic: str, service: str) -> ModelEvent | None:
