@@ -92,8 +92,11 @@ class Rollout:
         self._loading: dict[str, Future[LoadedModel]] = {}
         self._failed: dict[str, str] = {}
         """version → why it could not be loaded; not tried again until asked for anew."""
-        self._asked: tuple[Any, Any] = (None, None)
-        """The raw plan and decision last read, to tell a new request from the same one."""
+        self._read_decision: tuple[object, ModelEvent | None] = (None, None)
+        self._read_plan: tuple[object, RolloutPlan | None] = (None, OFF)
+        """The raw records last read and what they parsed to: the readers replace a key's value on
+        change, so the same object means the same record, and the loop's every turn (between_batches)
+        does not validate it again."""
         self._executor: ThreadPoolExecutor | None = None
         self._agreement_at = 0.0
 
@@ -120,15 +123,16 @@ class Rollout:
 
     def _decision(self) -> ModelEvent | None:
         raw = self._decisions.get(self.service)
-        if raw is None:
-            return None
-        try:
-            return ModelEvent.model_validate(raw)
-        except ValidationError as error:
-            if raw is not self._asked[1]:
+        if raw is self._read_decision[0]:
+            return self._read_decision[1]
+        event = None
+        if raw is not None:
+            try:
+                event = ModelEvent.model_validate(raw)
+            except ValidationError as error:
                 logger.error("model decision for %s is not valid and is ignored: %s", self.service, error)
-                self._asked = (self._asked[0], raw)
-            return None
+        self._read_decision = (raw, event)
+        return event
 
     def _follow_decision(self) -> None:
         event = self._decision()
@@ -174,15 +178,18 @@ class Rollout:
             self._serve(plan, ready)
 
     def _parse_plan(self, raw: dict[str, Any] | None) -> RolloutPlan | None:
-        if raw is None:
-            return OFF
-        try:
-            return RolloutPlan.model_validate(raw)
-        except ValidationError as error:
-            if raw is not self._asked[0]:
+        """The plan ``raw`` asks for; ``None`` if it is not valid (the current plan stays)."""
+        if raw is self._read_plan[0]:
+            return self._read_plan[1]
+        plan: RolloutPlan | None = OFF
+        if raw is not None:
+            try:
+                plan = RolloutPlan.model_validate(raw)
+            except ValidationError as error:
                 logger.error("rollout plan for %s is not valid; keeping %s: %s", self.service, self.plan, error)
-                self._asked = (raw, self._asked[1])
-            return None
+                plan = None
+        self._read_plan = (raw, plan)
+        return plan
 
     def _ready(self, version: str, purpose: str) -> LoadedModel | None:
         """``version`` once loaded beside the live one; ``None`` while it loads or if it failed."""
@@ -227,6 +234,8 @@ class Rollout:
                     if series[:2] == (self.service, old_version):
                         self._metrics.agreement.remove(*series)
         self.plan, self.candidate = plan, candidate
+        if candidate is not None:  # the candidate is tried beside the live version, not hot-swapped in
+            self.slot.pinned_version = self.slot.current.manifest.version
         self._failed = {v: p for v, p in self._failed.items() if v != new_version}
         if self._metrics is not None and candidate is not None:
             share = 1.0 if plan.mode == "shadow" else plan.share
