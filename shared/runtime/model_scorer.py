@@ -15,6 +15,7 @@ version a promotion or rollback decided on the model-events topic is the one ser
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import ClassVar, Generic, TypeVar
@@ -29,6 +30,8 @@ from shared.runtime.metrics import RuntimeMetrics
 from shared.runtime.rollout.controller import Rollout
 from shared.runtime.scorer import Event, LoadContext, ModelInfo, Scorer, ScoreResult
 from shared.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
 
 EventT = TypeVar("EventT", bound=BaseModel)
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -73,12 +76,26 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
             decisions=context.model_events, state=context.state, view=self.agreement_view,
             metrics=metrics.rollout if isinstance(metrics, RuntimeMetrics) else None,
         )
-        decided = self.rollout.live_version_decided()
-        if decided is not None:
-            self._slot.pinned_version = decided  # a promotion outranks the deployment's pin and newer files
-        self._slot.load()
+        self._load_decided(self._slot, self.rollout.live_version_decided())
         self.rollout.between_batches()
         self.on_load(context)
+
+    @staticmethod
+    def _load_decided(slot: ModelSlot, decided: str | None) -> None:
+        """Serve the decided version: a promotion outranks the deployment's pin and newer files. One
+        this instance cannot load (missing here, or refused) is logged, the instance starts on what
+        its settings give, and ShopstreamReplicasDisagreeOnModel tells it lags behind the decision."""
+        configured = slot.pinned_version
+        if decided is not None:
+            slot.pinned_version = decided
+            try:
+                slot.load()
+                return
+            except Exception as exc:  # missing here, checksum, spec: any refusal falls back
+                logger.error("the decided version %s of %s cannot be served here (%s); starting on %s",
+                             decided, slot.name, exc, configured or "the newest usable version")
+                slot.pinned_version = configured
+        slot.load()
 
     def on_load(self, context: LoadContext) -> None:
         """Hook: the model is serving; take the state store and config source from ``context``."""

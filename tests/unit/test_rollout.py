@@ -232,3 +232,16 @@ def event(sequence: int, decision: str, version: str, live: str, replaced: tuple
 
 def test_output_carries_no_model_unless_a_candidate_made_it() -> None:
     assert Output(b"{}").model is None and Scored([Output(b"{}")]).outputs[0].model is None
+
+
+def test_an_instance_that_cannot_load_the_decided_version_starts_on_its_own_and_says_so(tmp_path: Path) -> None:
+    repo = ModelRepository(tmp_path)
+    publish_linear(repo, seed=1)
+    settings = EXAMPLE["LinearSettings"](service_name=SERVICE, models_dir=tmp_path, execution_providers=["cpu"])
+    scorer = ComparedLinear(settings)
+    scorer.state = None
+    metrics = RuntimeMetrics(SERVICE)
+    decided = StaticConfig({SERVICE: event(2, "promoted", "v0007", "v0007")})  # not in this repository
+    scorer.load(LoadContext(settings=settings, model_events=decided, model_metrics=metrics))
+    assert scorer.model_info.version == "v0001" and scorer.rollout.applied_sequence == 0
+    assert metrics.registry.get_sample_value("shopstream_model_decision_sequence", {"service": SERVICE}) == 0

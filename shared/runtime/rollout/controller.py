@@ -99,6 +99,8 @@ class Rollout:
         does not validate it again."""
         self._executor: ThreadPoolExecutor | None = None
         self._agreement_at = 0.0
+        if metrics is not None:  # 0 until a decision applies: a replica that cannot follow one shows it
+            metrics.decision_sequence.labels(service).set(0)
 
     # -- between batches -----------------------------------------------------------------------
 
