@@ -77,6 +77,23 @@ def suite_service(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
     return 0
 
 
+def suite_shadow(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
+    """One service with and without a shadow candidate (``shopstream bench shadow SVC``)."""
+    from tools.bench.report import format_shadow
+    from tools.bench.shadow import SHADOW, SHADOW_LEVELS, ShadowBenchConfig, bench_shadow
+
+    if not args.target:
+        raise SystemExit("the shadow benchmark needs a service name, e.g. `shopstream bench shadow fraud`")
+    levels = getattr(args, "levels", None)
+    config = ShadowBenchConfig(events=args.events, partitions=args.partitions, repeats=args.repeats,
+                               latency_seconds=args.latency_seconds,
+                               levels=tuple(float(x) for x in levels.split(",")) if levels else SHADOW_LEVELS)
+    with _kafka(args) as kafka:
+        report = bench_shadow(args.target, kafka, config, log_dir)
+    out.add(format_shadow(report))
+    return 0 if report.runs.get(SHADOW) else 1
+
+
 def suite_runtime(args: argparse.Namespace, out: Sink, log_dir: Path) -> int:
     with _kafka(args) as kafka:
         report = run_runtime_bench(kafka, args.events * 5, args.partitions, args.repeats, args.naive_events, log_dir)

@@ -11,6 +11,7 @@ from tools.bench.measure import median_spread
 from tools.bench.model_limit import ModelLimit
 from tools.bench.runtime import RuntimeBenchReport
 from tools.bench.service import CONTESTANTS, SERVED_VARIANT, ServiceReport
+from tools.bench.shadow import PLAIN, SHADOW, TWINS, ShadowReport, TwinRun
 from tools.bench.suites import SuiteReport
 from tools.bench.torch_eager import PROVIDER as EAGER
 
@@ -205,4 +206,77 @@ def format_suite(report: SuiteReport) -> str:
         first = report.median(names[0])[0]
         lines += [""] + [f"- {name} / {names[0]} = {fmt_ratio(ratio(report.median(name)[0], first))}"
                          for name in names[1:]]
+    return "\n".join(lines)
+
+
+def _mb(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.0f}"
+
+
+def twin_row(name: str, runs: Sequence[TwinRun]) -> str:
+    if not runs:
+        return f"| {name} | n/a | | | | | |"
+    rate = fmt_rate(*median_spread([r.throughput for r in runs]))
+    cpu = median_spread([r.cpu_s_per_1000 for r in runs])[0]
+    loaded = median_spread([r.loaded.rss_mb for r in runs])[0]
+    after = median_spread([r.after.rss_mb for r in runs])[0]
+    peak = median_spread([r.after.peak_rss_mb for r in runs])[0]
+    return f"| {name} | {rate} | {cpu:.3f} | {_mb(loaded)} | {_mb(after)} | {_mb(peak)} | {len(runs)} |"
+
+
+def _us(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.1f}"
+
+
+def _signed_mb(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+,.0f} MB"
+
+
+def shadow_lines(report: ShadowReport) -> list[str]:
+    """The shadow twin against the plain one: throughput ratio, memory, the candidate's coverage."""
+    plain, shadow = report.median(PLAIN), report.median(SHADOW)
+    lines = [Ratio(f"{SHADOW} / {PLAIN} (throughput at saturation)", ratio(shadow, plain), None).line(),
+             Ratio(f"CPU per event, {SHADOW} / {PLAIN}", ratio(report.median(SHADOW, "cpu_s_per_1000"),
+                                                              report.median(PLAIN, "cpu_s_per_1000")), None).line()]
+    memory = [("RSS once loaded", "loaded.rss_mb"), ("RSS after the run", "after.rss_mb"),
+              ("peak RSS", "after.peak_rss_mb")]
+    parts = [f"{label} {_signed_mb(report.memory(SHADOW, key) - report.memory(PLAIN, key))}" for label, key in memory]
+    lines.append(f"- memory of the shadow: {', '.join(parts)} (medians, shadow twin minus plain twin)")
+    runs = report.runs.get(SHADOW, [])
+    if runs:
+        covered = ", ".join(f"{fmt_events(r.candidate_events)} of {r.events:,}" for r in runs)
+        lines.append(f"- events the candidate scored, per run: {covered}")
+    if any(not math.isnan(r.scorer_us) for name in TWINS for r in report.runs.get(name, [])):
+        plain_us, shadow_us = report.median(PLAIN, "scorer_us"), report.median(SHADOW, "scorer_us")
+        lines.append(f"- scorer time per event (the runtime's `shopstream_inference_seconds` over the events): "
+                     f"{_us(plain_us)} µs plain, {_us(shadow_us)} µs with the shadow, of which the candidate's pass "
+                     f"{_us(report.median(SHADOW, 'candidate_us'))} µs; micro-batches of "
+                     f"{fmt_events(report.median(PLAIN, 'batch'))} and {fmt_events(report.median(SHADOW, 'batch'))} "
+                     f"events on average")
+    fill = median_spread([r.fill_s for name in TWINS for r in report.runs.get(name, [])])[0]
+    if not math.isnan(fill):
+        lines.append(f"- writing the input took {fill:.1f} s per run (median; the benchmark's producer shares the "
+                     f"cores with the service, alike for both twins)")
+    return lines
+
+
+def format_shadow(report: ShadowReport) -> str:
+    c, repo = report.config, report.repository
+    what = (f"live {repo.model} {repo.live} pinned, shadow candidate {repo.candidate} (a byte-for-byte copy of "
+            f"{repo.live}; model folders copied: {', '.join(repo.copied)})") if repo else "no repository"
+    lines = [f"### The cost of a shadow: {report.service}", "",
+             f"{c.events:,} events per run, {c.partitions} partitions, {c.repeats} repeats, each twin on a fresh "
+             f"input topic filled once it is ready (and shadowing); {what}; load average "
+             f"{' → '.join(f'{x:.1f}' for x in report.load)}", "",
+             "| run | events/s (median ± half-range) | CPU s / 1000 events | RSS loaded MB | RSS after MB "
+             "| peak RSS MB | runs |", "|---|---|---|---|---|---|---|"]
+    lines += [twin_row(name, report.runs.get(name, [])) for name in TWINS]
+    lines.append("")
+    lines += shadow_lines(report)
+    lines += [f"- {name} not measured: {why}" for name, why in report.skipped.items()]
+    if report.latency:
+        lines += ["", "| run | load (of shopstream's saturation) | target events/s | sent events/s | p50 ms "
+                  "| p95 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r.contestant} | {r.fraction:.0%} | {r.rate:,.0f} | {r.achieved:,.0f} | {r.p50_ms:.0f} "
+                  f"| {r.p95_ms:.0f} | {r.p99_ms:.0f} |" for r in report.latency]
     return "\n".join(lines)

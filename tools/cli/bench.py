@@ -23,7 +23,7 @@ from tools.bench.wiring import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
-SUITES = ("runtime", "model", "service", "scaling", "delivery", "all", "gpu", "soak")
+SUITES = ("runtime", "model", "service", "scaling", "delivery", "all", "gpu", "soak", "shadow")
 DEFAULT_PEER_PYTHON = REPO_ROOT / ".venv-quix" / "bin" / "python"
 
 
@@ -33,8 +33,8 @@ def register(sub: Any) -> None:
                         "service SVC: one service vs model/I-O limits, naive loop and Quix peer; scaling: 1/2/4 "
                         "instances; delivery: at-least-once vs exactly-once; all: every suite; gpu: CUDA/TensorRT; "
                         "soak: every service under steady load for --duration, with kills, a broker restart and "
-                        "a rebalance")
-    parser.add_argument("target", nargs="?", help="the service (service, scaling, delivery, gpu)")
+                        "a rebalance; shadow SVC: the service with and without a shadow candidate")
+    parser.add_argument("target", nargs="?", help="the service (service, scaling, delivery, gpu, shadow)")
     parser.add_argument("--events", type=int, default=20_000, help="pre-filled events per run")
     parser.add_argument("--naive-events", type=int, default=1_000)
     parser.add_argument("--peer-events", type=int, help="default: --events (the very events shopstream reads; "
