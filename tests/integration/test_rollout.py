@@ -80,7 +80,7 @@ class Deployment:
     def models_cli(self, *args: str) -> int:
         return main(["models", *args[:2], *args[2:], "-b", self.bootstrap, "--models-dir", str(self.models),
                      "--config-topic", self.config, "--model-events-topic", self.events,
-                     "--quality-topic", self.quality, "--who", "integration-test"])
+                     "--quality-topic", self.quality, "--output-topic", self.output, "--who", "integration-test"])
 
     def traffic(self, start: int, count: int) -> list[tuple[bytes, bytes]]:
         events, clicks = requests_and_clicks(start, count)

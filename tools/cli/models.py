@@ -74,6 +74,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-dir", type=Path, help="the model repository (default: the service's setting)")
     parser.add_argument("--config-topic", help="the service's config topic (default: its setting)")
     parser.add_argument("--model-events-topic", help="default: the service's setting (shopstream.model-events)")
+    parser.add_argument("--output-topic", help="the service's output, whose lineage names the version serving "
+                        "before any decision (default: its setting)")
     parser.add_argument("--quality-topic", default=LIVE_QUALITY_TOPIC, help="the monitor's live-quality topic")
     parser.add_argument("--who", default=None, help="who asks, for the record (default: user@host)")
     parser.add_argument("--live", metavar="VERSION", help="the version serving now, before any decision "
@@ -86,7 +88,8 @@ class _Target:
     def __init__(self, args: argparse.Namespace) -> None:
         settings = load_settings(args.service, args.env_file)
         overrides = {k: v for k, v in (("models_dir", args.models_dir), ("config_topic", args.config_topic),
-                                       ("model_events_topic", args.model_events_topic)) if v is not None}
+                                       ("model_events_topic", args.model_events_topic),
+                                       ("output_topic", args.output_topic)) if v is not None}
         self.settings: ServiceSettings = settings.model_copy(update=overrides)
         kafka = self.settings.kafka
         if args.bootstrap_servers:
