@@ -50,6 +50,11 @@ def apply_record(values: Mapping[str, JsonDict], key: bytes | None, value: bytes
     return updated
 
 
+def _is_empty(consumer: Consumer, topic: str, partition: int) -> bool:
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5.0)
+    return bool(high <= low)
+
+
 class CompactedTopicReader:
     """Follows a compacted topic in a daemon thread. Call :meth:`start` (no I/O before it)."""
 
@@ -82,7 +87,8 @@ class CompactedTopicReader:
             self._thread.join(timeout=5.0)
 
     def _consumer(self) -> Consumer:
-        overrides = {"enable.partition.eof": True, "auto.offset.reset": "earliest"}
+        # fetch.wait.max.ms: a change (a kill switch, a rollout plan) is seen within about this long
+        overrides = {"enable.partition.eof": True, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}
         # A throwaway group id: librdkafka wants one, but we only assign() and never commit.
         group = f"{self._client_id}.config.{uuid.uuid4().hex[:12]}"
         return make_consumer(self._kafka, self._client_id, group, overrides)
@@ -93,7 +99,12 @@ class CompactedTopicReader:
             return set()
         parts = sorted(meta.partitions)
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
-        return set(parts)
+        # An empty partition is read to its end already: the end-of-partition event would come only
+        # after a fetch waits out fetch.wait.max.ms, and every service start waited for it.
+        empty = {p for p in parts if _is_empty(consumer, self.topic, p)}
+        if empty == set(parts):
+            self._caught_up.set()
+        return set(parts) - empty or set(parts)
 
     def _run(self) -> None:
         consumer = self._consumer()

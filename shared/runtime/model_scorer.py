@@ -85,8 +85,8 @@ class ModelScorer(Scorer[EventT], Generic[EventT, SettingsT]):
         """Serve the decided version: a promotion outranks the deployment's pin and newer files. One
         this instance cannot load (missing here, or refused) is logged, the instance starts on what
         its settings give, and ShopstreamReplicasDisagreeOnModel tells it lags behind the decision."""
-        configured = slot.pinned_version
         if decided is not None:
+            configured = slot.pinned_version
             slot.pinned_version = decided
             try:
                 slot.load()
