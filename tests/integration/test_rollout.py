@@ -36,8 +36,8 @@ from tools.supervisor import Collected, collect, produce, service_in_thread, wai
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CHUNK = 500
-"""Ad requests per phase: about 250 per version under a half canary, some 5,000 shown ads each."""
+CHUNK = 350
+"""Ad requests per phase: about 175 per version under a half canary, some 3,500 shown ads each."""
 
 
 def models_with_a_shuffled_candidate(tmp: Path) -> Path:
@@ -133,7 +133,7 @@ def test_a_canary_is_promoted_on_evidence_a_worse_one_refused_and_a_rollback_res
         assert wait_until(lambda: all(s.rollout and s.rollout.active for s in instances), 30)
         phase1 = deploy.traffic(0, CHUNK)
         assert wait_until(lambda: deploy.joined("v0001") + deploy.joined("v0002") >= CHUNK, 90)
-        assert deploy.models_cli("promote", "ad_ctr", "v0001", "--min-outcomes", "150") == 0
+        assert deploy.models_cli("promote", "ad_ctr", "v0001", "--min-outcomes", "100") == 0
         promoted = deploy.decision()
         assert (promoted.decision, promoted.live_version, promoted.replaced, promoted.forced) == \
             ("promoted", "v0001", ("v0002",), False)
@@ -151,7 +151,7 @@ def test_a_canary_is_promoted_on_evidence_a_worse_one_refused_and_a_rollback_res
         assert wait_until(lambda: all(s.rollout and s.rollout.active for s in instances), 30)
         phase2 = deploy.traffic(CHUNK, CHUNK)
         assert wait_until(lambda: deploy.joined("v0001") + deploy.joined("v0002") >= 2 * CHUNK, 90)
-        assert deploy.models_cli("promote", "ad_ctr", "v0002", "--min-outcomes", "150") == 3
+        assert deploy.models_cli("promote", "ad_ctr", "v0002", "--min-outcomes", "100") == 3
         refused = deploy.decision()
         assert (refused.decision, refused.version, refused.live_version, refused.sequence) == \
             ("refused", "v0002", "v0001", 2)
@@ -203,11 +203,11 @@ def test_a_shadow_and_switches_under_load_lose_nothing_and_duplicate_nothing_exa
 
         switching = threading.Thread(target=switch)
         switching.start()
-        deploy.traffic(300, 1200)
+        deploy.traffic(300, 800)
         switching.join(60)
-        records = deploy.scores(1500)
+        records = deploy.scores(1100)
 
-    exactly_once(records, 1500)
+    exactly_once(records, 1100)
     assert {served_by(r)[1] for r in records if served_by(r)[0] in {k.decode() for k, _ in shadowed}} == {"v0001"}
     assert len(shadow) == 300 and {r.headers[h.MODEL_VERSION] for r in shadow} == {b"v0002"}
     assert {r.headers[h.SOURCE_TOPIC] for r in shadow} == {deploy.input.encode()}
