@@ -70,7 +70,7 @@ class Rollout:
 
     def __init__(self, slot: ModelSlot, service: str, output_topic: str, *, config: ConfigSource,
                  decisions: ConfigSource, state: StateStore | None = None, metrics: RolloutMetrics | None = None,
-                 view: ViewOf = lambda _: None, window: int = DEFAULT_WINDOW, background: bool = True,
+                 view: ViewOf = lambda _: None, window: int = DEFAULT_WINDOW,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.slot = slot
         self.service = service
@@ -81,7 +81,6 @@ class Rollout:
         self._metrics = metrics
         self._view = view
         self._window_size = window
-        self._background = background
         self._clock = clock
         self.plan = OFF
         """The plan being served (a requested one waits here until its candidate is ready)."""
@@ -199,17 +198,10 @@ class Rollout:
             return None
         future = self._loading.get(version)
         if future is None:
-            if not self._background:
-                future = Future()
-                try:
-                    future.set_result(self.slot.prepare(version))
-                except Exception as exc:
-                    future.set_exception(exc)
-            else:
-                self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix=f"rollout-{self.service}")
-                future = self._executor.submit(self.slot.prepare, version)
-                logger.info("%s: loading %s for %s beside %s", self.service, version, purpose,
-                            self.slot.current.manifest.version)
+            self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix=f"rollout-{self.service}")
+            future = self._executor.submit(self.slot.prepare, version)
+            logger.info("%s: loading %s for %s beside %s", self.service, version, purpose,
+                        self.slot.current.manifest.version)
             self._loading[version] = future
         if not future.done():
             return None
